@@ -1,0 +1,93 @@
+// em-phantom: writes a synthetic, deterministic EM-like volume and its truth.
+#include <filesystem>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "emt/common/cli.hpp"
+#include "emt/common/error.hpp"
+#include "emt/common/progress.hpp"
+#include "emt/common/text.hpp"
+#include "emt/phantom/phantom.hpp"
+
+namespace {
+using emt::Error;
+using emt::ErrorKind;
+
+emt::phantom::OutputFormat parse_format(const std::string& name, const std::string& out) {
+  if (name == "hdf5") return emt::phantom::OutputFormat::kHdf5;
+  if (name == "png") return emt::phantom::OutputFormat::kPng;
+  if (name == "tiff") return emt::phantom::OutputFormat::kTiff;
+  if (name == "auto") {
+    const std::string ext = std::filesystem::path(out).extension().string();
+    return (ext == ".h5" || ext == ".hdf5" || ext == ".hdf") ? emt::phantom::OutputFormat::kHdf5 : emt::phantom::OutputFormat::kPng;
+  }
+  throw Error(ErrorKind::kInvalidArgument, "--format must be hdf5, png, tiff or auto, not '" + name + "'");
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  return emt::run_tool(
+      "em-phantom", "writes a synthetic EM-like volume with drift and injected defects, and its truth file",
+      "em-phantom --out VOLUME.h5|DIR [--size 32x1536x1536] [--seed S] [--defect-rate R] [--max-drift PX]", argc, argv,
+      [](emt::Cli& cli) {
+        cli.options().add_options()
+            ("out,o", emt::po::value<std::string>(), "output: an .h5 file (CREMI layout volumes/raw) or a directory (image stack)")
+            ("format", emt::po::value<std::string>()->default_value("auto"), "hdf5, png, tiff, or auto (from --out)")
+            ("bits", emt::po::value<int>()->default_value(8), "8 or 16 bits per pixel")
+            ("size", emt::po::value<std::string>()->default_value("32x1536x1536"), "DEPTHxHEIGHTxWIDTH")
+            ("seed", emt::po::value<std::uint64_t>()->default_value(1), "random seed: same seed, byte-identical output")
+            ("defect-rate", emt::po::value<double>()->default_value(0.15), "probability a slice gets a random defect")
+            ("defects", emt::po::value<std::string>(), "explicit defects instead of random ones: Z:KIND,... with KIND in fold, padding, blur, missing, stain, flip, saturated")
+            ("max-drift", emt::po::value<double>()->default_value(6.0), "largest per-slice drift in px (y and x)")
+            ("cell-size", emt::po::value<double>()->default_value(96.0), "mean cell diameter in px")
+            ("noise", emt::po::value<double>()->default_value(10.0), "noise sigma in grey levels")
+            ("truth", emt::po::value<std::string>(), "truth JSON path (default: OUT.truth.json beside the output)");
+        cli.positional("out", 1);
+        if (!cli.parse()) return 0;
+        const auto out = cli.get<std::string>("out");
+
+        emt::phantom::PhantomOptions options;
+        const auto dims = emt::split(cli.get<std::string>("size"), 'x');
+        if (dims.size() != 3) throw Error(ErrorKind::kInvalidArgument, "--size must be DEPTHxHEIGHTxWIDTH, like 32x1536x1536");
+        options.depth = emt::parse_int(dims[0], "--size depth");
+        options.height = emt::parse_int(dims[1], "--size height");
+        options.width = emt::parse_int(dims[2], "--size width");
+        options.seed = cli.get<std::uint64_t>("seed");
+        options.defect_rate = cli.get<double>("defect-rate");
+        options.max_drift = cli.get<double>("max-drift");
+        options.cell_size = cli.get<double>("cell-size");
+        options.noise_sigma = cli.get<double>("noise");
+        if (auto list = cli.get_optional<std::string>("defects")) {
+          for (const std::string& item : emt::split(*list, ',')) {
+            const auto parts = emt::split(item, ':');
+            if (parts.size() != 2) throw Error(ErrorKind::kInvalidArgument, "--defects items must be Z:KIND, not '" + item + "'");
+            options.defects.emplace_back(emt::parse_int(parts[0], "--defects slice"), emt::phantom::parse_defect_kind(parts[1]));
+          }
+        }
+        const int bits = cli.get<int>("bits");
+        if (bits != 8 && bits != 16) throw Error(ErrorKind::kInvalidArgument, "--bits must be 8 or 16");
+        const auto format = parse_format(cli.get<std::string>("format"), out);
+        std::string truth = cli.get_optional<std::string>("truth").value_or("");
+        if (truth.empty()) {
+          std::filesystem::path p(out);
+          while (p.has_filename() == false && p.has_parent_path() && p != p.parent_path()) p = p.parent_path();
+          truth = (format == emt::phantom::OutputFormat::kHdf5 ? p.replace_extension("").string() : p.string()) + ".truth.json";
+        }
+        const auto parent = std::filesystem::absolute(out).parent_path();
+        if (!std::filesystem::is_directory(parent)) throw Error(ErrorKind::kIo, "output directory does not exist", parent.string());
+
+        const emt::phantom::Phantom phantom(options);
+        emt::Progress progress("em-phantom", options.depth, "slices", cli.common().quiet);
+        emt::phantom::write_phantom(phantom, out, format, bits, truth, [&] { progress.tick(); });
+        progress.finish();
+        if (cli.common().json) {
+          nlohmann::json j{{"out", out}, {"truth", truth}, {"shape", {options.depth, options.height, options.width}},
+                           {"bits", bits}, {"defects", phantom.truth().defects.size()}};
+          std::cout << j.dump() << std::endl;
+        } else {
+          cli.info("wrote " + out + " and " + truth + " (" + std::to_string(phantom.truth().defects.size()) + " defects)");
+        }
+        return 0;
+      });
+}

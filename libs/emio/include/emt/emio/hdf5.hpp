@@ -1,0 +1,64 @@
+#pragma once
+// Thin RAII and error helpers over the HDF5 C API, shared by emio and the
+// triplet shard IO. All HDF5 calls in emtriplet hold hdf5_lock(): Debian's
+// serial HDF5 is not built thread-safe.
+#include <hdf5.h>
+
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace emt::h5 {
+
+/// Serialises every HDF5 call in the process (recursive: helpers nest).
+[[nodiscard]] std::unique_lock<std::recursive_mutex> lock();
+
+/// Owns an hid_t and closes it with the matching H5*close.
+class Handle {
+ public:
+  Handle() = default;
+  explicit Handle(hid_t id) : id_(id) {}
+  ~Handle() { reset(); }
+  Handle(Handle&& o) noexcept : id_(o.id_) { o.id_ = H5I_INVALID_HID; }
+  Handle& operator=(Handle&& o) noexcept {
+    if (this != &o) { reset(); id_ = o.id_; o.id_ = H5I_INVALID_HID; }
+    return *this;
+  }
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  [[nodiscard]] hid_t get() const noexcept { return id_; }
+  [[nodiscard]] bool valid() const noexcept { return id_ >= 0; }
+  void reset() noexcept;
+
+ private:
+  hid_t id_ = H5I_INVALID_HID;
+};
+
+/// Turns HDF5's automatic error stack printing off for the process; our
+/// errors say what went wrong in one line instead.
+void silence_errors();
+
+/// True when the file starts with the HDF5 signature.
+[[nodiscard]] bool has_hdf5_signature(const std::string& path);
+
+/// Opens a file read-only; throws kNotFound / kDataLoss naming it.
+[[nodiscard]] Handle open_file_readonly(const std::string& path);
+/// True when `path` (like "volumes/raw") names an existing object.
+[[nodiscard]] bool exists(hid_t loc, const std::string& path);
+/// File creation with object time tracking off, so the same content gives
+/// byte-identical files.
+[[nodiscard]] Handle create_file(const std::string& path);
+/// Creates the intermediate groups of `path` as needed.
+[[nodiscard]] Handle link_create_plist();
+/// A dataset creation plist with timestamps off (deterministic files).
+[[nodiscard]] Handle dataset_create_plist();
+
+/// Writes a scalar or 1-D attribute.
+void write_string_attribute(hid_t obj, const std::string& name, const std::string& value);
+void write_double_array_attribute(hid_t obj, const std::string& name, const std::vector<double>& values);
+void write_int_attribute(hid_t obj, const std::string& name, long long value);
+/// Reads an attribute if present; empty / false otherwise.
+[[nodiscard]] bool read_double_array_attribute(hid_t obj, const std::string& name, std::vector<double>& out);
+[[nodiscard]] bool read_string_attribute(hid_t obj, const std::string& name, std::string& out);
+
+}  // namespace emt::h5

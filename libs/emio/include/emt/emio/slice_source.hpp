@@ -1,0 +1,99 @@
+#pragma once
+// SliceSource: a stack of 2-D slices you can read by z.
+//
+// One interface, thin backends that add only what differs:
+//   - Hdf5VolumeSource: CREMI-style HDF5, any dataset path (default
+//     `volumes/raw`), z-y-x, uint8 or uint16; reads one slice (hyperslab) at a
+//     time, never the whole volume; `resolution` attribute (z, y, x nm) read
+//     when present.
+//   - ImageStackSource: a directory or glob of PNG/TIFF files in natural sort
+//     order, or one multipage TIFF; 8 or 16 bit grey.
+// Every backend returns 8-bit slices: 16-bit data is mapped to 8 bit by robust
+// volume-wide percentiles (Uint16Mapping), computed once from sample slices
+// so contrast does not change from slice to slice.
+//
+// read_slice() is thread-safe. Errors are emt::Error naming the file (and
+// dataset/index): kNotFound, kDataLoss (truncated/corrupt), kInvalidData (wrong
+// dtype, rank, size).
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <opencv2/core.hpp>
+
+namespace emt::emio {
+
+struct VolumeShape {
+  std::int64_t depth = 0, height = 0, width = 0;
+};
+
+/// How 16-bit input becomes 8 bit: [low, high] percentiles of a sample of
+/// slices map linearly onto [0, 255], clipping outside.
+struct Uint16Mapping {
+  double low_percentile = 0.5;
+  double high_percentile = 99.5;
+  int sample_slices = 8;  ///< evenly spaced slices used for the percentiles
+};
+
+struct SourceOptions {
+  Uint16Mapping uint16;
+};
+
+enum class SourceKind { kHdf5, kImageStack, kMultipageTiff };
+[[nodiscard]] const char* to_string(SourceKind kind) noexcept;
+
+class SliceSource {
+ public:
+  virtual ~SliceSource() = default;
+  [[nodiscard]] virtual SourceKind kind() const noexcept = 0;
+  [[nodiscard]] virtual VolumeShape shape() const noexcept = 0;
+  /// Bits per sample of the stored data (8 or 16).
+  [[nodiscard]] virtual int bits() const noexcept = 0;
+  /// Where slice z lives, for error messages: "FILE:DATASET[z]" or the image path.
+  [[nodiscard]] virtual std::string location(std::int64_t z) const = 0;
+  /// The path the source was opened from.
+  [[nodiscard]] virtual std::string path() const = 0;
+  /// Voxel size (z, y, x) in nm when the data says so.
+  [[nodiscard]] virtual std::optional<std::array<double, 3>> resolution_nm() const { return std::nullopt; }
+
+  /// Slice z as CV_8UC1 (height x width). Thread-safe.
+  [[nodiscard]] cv::Mat read_slice(std::int64_t z) const;
+  /// Slice z as stored (CV_8UC1 or CV_16UC1). Thread-safe.
+  [[nodiscard]] virtual cv::Mat read_raw(std::int64_t z) const = 0;
+
+ protected:
+  explicit SliceSource(SourceOptions options) : options_(options) {}
+  void check_index(std::int64_t z) const;
+  SourceOptions options_;
+
+ private:
+  /// Lazily computed 16-bit -> 8-bit window (low, high).
+  mutable std::once_flag window_once_;
+  mutable std::pair<double, double> window_{0.0, 65535.0};
+};
+
+/// Opens a source from a path, detecting its kind:
+///   FILE.h5 or FILE.h5:dataset/path  -> HDF5 (also any file with the HDF5 signature)
+///   DIRECTORY                        -> every *.png, *.tif, *.tiff in it
+///   PATTERN with * ? [               -> the glob's matches
+///   FILE.tif / FILE.tiff             -> multipage TIFF
+/// `default_dataset` is used for HDF5 when the path names none.
+[[nodiscard]] std::unique_ptr<SliceSource> open_source(const std::string& path, const SourceOptions& options = {},
+                                                       const std::string& default_dataset = "volumes/raw");
+
+[[nodiscard]] std::unique_ptr<SliceSource> open_hdf5_volume(const std::string& file, const std::string& dataset,
+                                                            const SourceOptions& options = {});
+/// Image files in the given order (the caller sorts).
+[[nodiscard]] std::unique_ptr<SliceSource> open_image_stack(std::vector<std::string> files,
+                                                            const SourceOptions& options = {});
+[[nodiscard]] std::unique_ptr<SliceSource> open_multipage_tiff(const std::string& file,
+                                                               const SourceOptions& options = {});
+
+/// Files of a directory (PNG/TIFF) or glob, in natural sort order.
+[[nodiscard]] std::vector<std::string> list_image_files(const std::string& dir_or_glob);
+
+}  // namespace emt::emio

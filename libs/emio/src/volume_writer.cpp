@@ -1,0 +1,135 @@
+#include "emt/emio/volume_writer.hpp"
+
+#include <filesystem>
+#include <vector>
+
+#include <fmt/format.h>
+#include <opencv2/imgcodecs.hpp>
+
+#include "emt/common/atomic_file.hpp"
+#include "emt/common/error.hpp"
+#include "emt/emio/hdf5.hpp"
+
+namespace emt::emio {
+namespace fs = std::filesystem;
+namespace {
+
+void check_slice(const cv::Mat& slice, VolumeShape shape, int bits, std::int64_t z, const std::string& where) {
+  if (z < 0 || z >= shape.depth || slice.rows != shape.height || slice.cols != shape.width || slice.channels() != 1 ||
+      slice.depth() != (bits == 8 ? CV_8U : CV_16U)) {
+    throw Error(ErrorKind::kInvalidArgument, fmt::format("slice {} does not match the volume's shape or {}-bit type", z, bits), where);
+  }
+}
+
+class Hdf5VolumeWriter final : public VolumeWriter {
+ public:
+  Hdf5VolumeWriter(const std::string& file, std::string dataset, VolumeShape shape, int bits,
+                   std::optional<std::array<double, 3>> resolution)
+      : out_(file), dataset_(std::move(dataset)), shape_(shape), bits_(bits), written_(static_cast<std::size_t>(shape.depth), false) {
+    if (bits != 8 && bits != 16) throw Error(ErrorKind::kInvalidArgument, "bits must be 8 or 16", file);
+    file_ = h5::create_file(out_.temp_path().string());
+    auto guard = h5::lock();
+    const hsize_t dims[3] = {static_cast<hsize_t>(shape.depth), static_cast<hsize_t>(shape.height), static_cast<hsize_t>(shape.width)};
+    const hsize_t chunk[3] = {1, dims[1], dims[2]};
+    h5::Handle space(H5Screate_simple(3, dims, nullptr));
+    h5::Handle dcpl = h5::dataset_create_plist();
+    H5Pset_chunk(dcpl.get(), 3, chunk);
+    h5::Handle lcpl = h5::link_create_plist();
+    dset_ = h5::Handle(H5Dcreate2(file_.get(), dataset_.c_str(), bits == 8 ? H5T_STD_U8LE : H5T_STD_U16LE, space.get(),
+                                  lcpl.get(), dcpl.get(), H5P_DEFAULT));
+    if (!dset_.valid()) throw Error(ErrorKind::kIo, "cannot create dataset " + dataset_, file);
+    if (resolution) h5::write_double_array_attribute(dset_.get(), "resolution", {(*resolution)[0], (*resolution)[1], (*resolution)[2]});
+  }
+  void write_slice(std::int64_t z, const cv::Mat& slice) override {
+    check_slice(slice, shape_, bits_, z, out_.final_path().string());
+    cv::Mat contiguous = slice.isContinuous() ? slice : slice.clone();
+    auto guard = h5::lock();
+    h5::Handle file_space(H5Dget_space(dset_.get()));
+    const hsize_t start[3] = {static_cast<hsize_t>(z), 0, 0};
+    const hsize_t count[3] = {1, static_cast<hsize_t>(shape_.height), static_cast<hsize_t>(shape_.width)};
+    H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr);
+    h5::Handle mem_space(H5Screate_simple(3, count, nullptr));
+    if (H5Dwrite(dset_.get(), bits_ == 8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_UINT16, mem_space.get(), file_space.get(),
+                 H5P_DEFAULT, contiguous.data) < 0) {
+      throw Error(ErrorKind::kIo, fmt::format("cannot write slice {} (disk full?)", z), out_.final_path().string());
+    }
+    written_[static_cast<std::size_t>(z)] = true;
+  }
+  void commit() override {
+    for (std::size_t z = 0; z < written_.size(); ++z) {
+      if (!written_[z]) throw Error(ErrorKind::kInvalidArgument, fmt::format("slice {} was never written", z), out_.final_path().string());
+    }
+    {
+      auto guard = h5::lock();
+      dset_.reset();
+      if (H5Fflush(file_.get(), H5F_SCOPE_GLOBAL) < 0) throw Error(ErrorKind::kIo, "flush failed", out_.final_path().string());
+      file_.reset();
+    }
+    out_.commit();
+  }
+
+ private:
+  AtomicFile out_;
+  std::string dataset_;
+  VolumeShape shape_;
+  int bits_;
+  std::vector<bool> written_;
+  h5::Handle file_, dset_;
+};
+
+class ImageStackWriter final : public VolumeWriter {
+ public:
+  ImageStackWriter(std::string dir, ImageFormat format, VolumeShape shape, int bits)
+      : dir_(std::move(dir)), temp_(dir_ + ".tmp"), format_(format), shape_(shape), bits_(bits),
+        written_(static_cast<std::size_t>(shape.depth), false) {
+    if (bits != 8 && bits != 16) throw Error(ErrorKind::kInvalidArgument, "bits must be 8 or 16", dir_);
+    std::error_code ec;
+    fs::remove_all(temp_, ec);
+    ensure_writable_directory(temp_);
+  }
+  ~ImageStackWriter() override {
+    if (!committed_) {
+      std::error_code ec;
+      fs::remove_all(temp_, ec);
+    }
+  }
+  void write_slice(std::int64_t z, const cv::Mat& slice) override {
+    check_slice(slice, shape_, bits_, z, dir_);
+    const std::string name = fmt::format("{:04d}.{}", z, format_ == ImageFormat::kPng ? "png" : "tif");
+    const fs::path path = fs::path(temp_) / name;
+    if (!cv::imwrite(path.string(), slice)) throw Error(ErrorKind::kIo, "cannot write image", path.string());
+    written_[static_cast<std::size_t>(z)] = true;
+  }
+  void commit() override {
+    for (std::size_t z = 0; z < written_.size(); ++z) {
+      if (!written_[z]) throw Error(ErrorKind::kInvalidArgument, fmt::format("slice {} was never written", z), dir_);
+    }
+    for (const auto& entry : fs::directory_iterator(temp_)) fsync_path(entry.path());
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+    fs::rename(temp_, dir_, ec);
+    if (ec) throw Error(ErrorKind::kIo, "cannot rename into place: " + ec.message(), dir_);
+    committed_ = true;
+  }
+
+ private:
+  std::string dir_, temp_;
+  ImageFormat format_;
+  VolumeShape shape_;
+  int bits_;
+  std::vector<bool> written_;
+  bool committed_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<VolumeWriter> create_hdf5_volume(const std::string& file, const std::string& dataset, VolumeShape shape,
+                                                 int bits, std::optional<std::array<double, 3>> resolution_nm) {
+  return std::make_unique<Hdf5VolumeWriter>(file, dataset, shape, bits, resolution_nm);
+}
+
+std::unique_ptr<VolumeWriter> create_image_stack(const std::string& dir, ImageFormat format, VolumeShape shape, int bits) {
+  return std::make_unique<ImageStackWriter>(dir, format, shape, bits);
+}
+
+}  // namespace emt::emio

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package emtriplet needs to build, test and run.
+# Idempotent: installs only what is missing, with one `apt-get update` first.
+# Usage: scripts/setup.sh [--bench]   (--bench adds the Python reference stack
+# used by bench/ only; the product never runs Python.)
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build ccache pkg-config
+  libhdf5-dev hdf5-tools
+  libopencv-dev
+  libtorch-dev
+  libboost-program-options-dev
+  libtbb-dev
+  libfmt-dev
+  libgtest-dev libgmock-dev
+  nlohmann-json3-dev
+  # LibTorch calls libblas.so.3; the reference BLAS is ~30x slower than OpenBLAS.
+  libopenblas0-openmp
+)
+if [[ "${1:-}" == "--bench" ]]; then
+  packages+=(python3-h5py python3-opencv python3-skimage python3-torch python3-torchvision python3-numpy libbenchmark-dev time)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  [[ "$p" == \#* ]] && continue
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]})); then
+  echo "setup: installing ${#missing[@]} package(s): ${missing[*]}" >&2
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "setup: all packages present" >&2
+fi
+
+# Report which BLAS LibTorch will call (informational).
+blas=$(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 2>/dev/null || true)
+echo "setup: libblas.so.3 -> ${blas:-unknown}" >&2

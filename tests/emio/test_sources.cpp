@@ -1,0 +1,229 @@
+// One parameterised suite over every SliceSource backend, plus the error kinds
+// and messages each bad input must produce.
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <opencv2/imgcodecs.hpp>
+
+#include "emt/common/error.hpp"
+#include "emt/emio/hdf5.hpp"
+#include "emt/emio/slice_source.hpp"
+#include "emt/emio/volume_writer.hpp"
+#include "test_support.hpp"
+
+namespace emt::emio {
+namespace fs = std::filesystem;
+
+namespace {
+constexpr VolumeShape kShape{5, 24, 40};
+
+cv::Mat pattern(std::int64_t z, int bits) {
+  cv::Mat m(static_cast<int>(kShape.height), static_cast<int>(kShape.width), bits == 8 ? CV_8UC1 : CV_16UC1);
+  for (int y = 0; y < m.rows; ++y)
+    for (int x = 0; x < m.cols; ++x) {
+      const int v = (x * 5 + y * 3 + static_cast<int>(z) * 17) % 256;
+      if (bits == 8) {
+        m.at<std::uint8_t>(y, x) = static_cast<std::uint8_t>(v);
+      } else {
+        m.at<std::uint16_t>(y, x) = static_cast<std::uint16_t>(1000 + v * 100);
+      }
+    }
+  return m;
+}
+
+struct Backend {
+  std::string name;
+  int bits;
+  std::function<std::string(const fs::path&)> make;  // writes kShape, returns the path to open
+};
+
+void PrintTo(const Backend& b, std::ostream* os) { *os << b.name; }
+
+void write_volume(VolumeWriter& w, int bits) {
+  for (std::int64_t z = 0; z < kShape.depth; ++z) w.write_slice(z, pattern(z, bits));
+  w.commit();
+}
+
+std::vector<Backend> backends() {
+  return {
+      {"hdf5_u8", 8, [](const fs::path& d) { auto w = create_hdf5_volume((d / "v.h5").string(), "volumes/raw", kShape, 8, std::array<double, 3>{40, 4, 4}); write_volume(*w, 8); return (d / "v.h5").string(); }},
+      {"hdf5_u16_dataset", 16, [](const fs::path& d) { auto w = create_hdf5_volume((d / "v.h5").string(), "other/data", kShape, 16, std::nullopt); write_volume(*w, 16); return (d / "v.h5").string() + ":other/data"; }},
+      {"png_dir", 8, [](const fs::path& d) { auto w = create_image_stack((d / "s").string(), ImageFormat::kPng, kShape, 8); write_volume(*w, 8); return (d / "s").string(); }},
+      {"png16_glob", 16, [](const fs::path& d) { auto w = create_image_stack((d / "s").string(), ImageFormat::kPng, kShape, 16); write_volume(*w, 16); return (d / "s" / "*.png").string(); }},
+      {"tiff_dir", 8, [](const fs::path& d) { auto w = create_image_stack((d / "t").string(), ImageFormat::kTiff, kShape, 8); write_volume(*w, 8); return (d / "t").string(); }},
+      {"multipage_tiff", 8, [](const fs::path& d) {
+         std::vector<cv::Mat> pages;
+         for (std::int64_t z = 0; z < kShape.depth; ++z) pages.push_back(pattern(z, 8));
+         const auto p = (d / "m.tif").string();
+         cv::imwritemulti(p, pages);
+         return p; }},
+  };
+}
+}  // namespace
+
+class SourceBackend : public ::testing::TestWithParam<Backend> {};
+
+TEST_P(SourceBackend, ReadsEverySliceExactly) {
+  test::ScratchDir dir;
+  const Backend& b = GetParam();
+  const auto src = open_source(b.make(dir.path()));
+  EXPECT_EQ(src->shape().depth, kShape.depth);
+  EXPECT_EQ(src->shape().height, kShape.height);
+  EXPECT_EQ(src->shape().width, kShape.width);
+  EXPECT_EQ(src->bits(), b.bits);
+  for (std::int64_t z = 0; z < kShape.depth; ++z) {
+    const cv::Mat raw = src->read_raw(z);
+    EXPECT_EQ(cv::norm(raw, pattern(z, b.bits), cv::NORM_INF), 0) << "slice " << z;
+    const cv::Mat s8 = src->read_slice(z);
+    ASSERT_EQ(s8.type(), CV_8UC1);
+    if (b.bits == 8) {
+      EXPECT_EQ(cv::norm(s8, raw, cv::NORM_INF), 0);
+    }
+  }
+  EXPECT_THROW((void)src->read_slice(kShape.depth), Error);
+}
+
+class Uint16Backend : public ::testing::TestWithParam<Backend> {};
+
+TEST_P(Uint16Backend, MappingUsesVolumeWidePercentiles) {
+  test::ScratchDir dir;
+  const auto src = open_source(GetParam().make(dir.path()));
+  // Values span 1000..26500 evenly: the 0.5/99.5 percentiles map near 0 and 255
+  // and the mapping is monotone and identical for every slice.
+  double lo = 255, hi = 0;
+  for (std::int64_t z = 0; z < kShape.depth; ++z) {
+    double mn, mx;
+    cv::minMaxLoc(src->read_slice(z), &mn, &mx);
+    lo = std::min(lo, mn);
+    hi = std::max(hi, mx);
+  }
+  EXPECT_LE(lo, 2);
+  EXPECT_GE(hi, 253);
+  const cv::Mat r0 = src->read_raw(0), s0 = src->read_slice(0);
+  EXPECT_LE(s0.at<std::uint8_t>(0, 0), s0.at<std::uint8_t>(0, 1));
+  EXPECT_LT(r0.at<std::uint16_t>(0, 0), r0.at<std::uint16_t>(0, 1));
+}
+
+std::vector<Backend> sixteen_bit_backends() {
+  std::vector<Backend> out;
+  for (const auto& b : backends()) {
+    if (b.bits == 16) out.push_back(b);
+  }
+  return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(AllBackends, SourceBackend, ::testing::ValuesIn(backends()),
+                         [](const auto& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(SixteenBit, Uint16Backend, ::testing::ValuesIn(sixteen_bit_backends()),
+                         [](const auto& info) { return info.param.name; });
+
+TEST(Hdf5Source, ReadsResolutionAttribute) {
+  test::ScratchDir dir;
+  const auto path = backends()[0].make(dir.path());
+  const auto src = open_source(path);
+  ASSERT_TRUE(src->resolution_nm().has_value());
+  EXPECT_EQ((*src->resolution_nm())[0], 40);
+  EXPECT_EQ(src->kind(), SourceKind::kHdf5);
+}
+
+// ---- bad input: error kind and a message naming the file ----
+
+void expect_error(const std::function<void()>& f, ErrorKind kind, const std::string& must_mention) {
+  try {
+    f();
+    FAIL() << "expected an error mentioning " << must_mention;
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), kind) << e.what();
+    EXPECT_NE(std::string(e.what()).find(must_mention), std::string::npos) << e.what();
+  }
+}
+
+TEST(SourceErrors, MissingPath) {
+  expect_error([] { (void)open_source("/no/such/volume.h5"); }, ErrorKind::kNotFound, "/no/such/volume.h5");
+}
+
+TEST(SourceErrors, HdfWithoutTheDataset) {
+  test::ScratchDir dir;
+  const auto path = backends()[0].make(dir.path());
+  expect_error([&] { (void)open_source(path + ":volumes/labels"); }, ErrorKind::kNotFound, "volumes/labels");
+  expect_error([&] { (void)open_source(path, {}, "nothing/here"); }, ErrorKind::kNotFound, "v.h5");
+}
+
+void write_raw_dataset(const std::string& path, int rank, hid_t type) {
+  auto f = h5::create_file(path);
+  auto guard = h5::lock();
+  const hsize_t dims[4] = {3, 16, 16, 2};
+  h5::Handle space(H5Screate_simple(rank, dims, nullptr));
+  h5::Handle lcpl = h5::link_create_plist();
+  h5::Handle d(H5Dcreate2(f.get(), "volumes/raw", type, space.get(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT));
+  ASSERT_TRUE(d.valid());
+}
+
+TEST(SourceErrors, WrongRank) {
+  test::ScratchDir dir;
+  write_raw_dataset(dir / "r2.h5", 2, H5T_STD_U8LE);
+  expect_error([&] { (void)open_source(dir / "r2.h5"); }, ErrorKind::kInvalidData, "rank 2");
+  write_raw_dataset(dir / "r4.h5", 4, H5T_STD_U8LE);
+  expect_error([&] { (void)open_source(dir / "r4.h5"); }, ErrorKind::kInvalidData, "r4.h5");
+}
+
+TEST(SourceErrors, UnsupportedDtype) {
+  test::ScratchDir dir;
+  write_raw_dataset(dir / "f.h5", 3, H5T_IEEE_F32LE);
+  expect_error([&] { (void)open_source(dir / "f.h5"); }, ErrorKind::kInvalidData, "float32");
+  write_raw_dataset(dir / "i.h5", 3, H5T_STD_I16LE);
+  expect_error([&] { (void)open_source(dir / "i.h5"); }, ErrorKind::kInvalidData, "int16");
+}
+
+TEST(SourceErrors, TruncatedHdf5) {
+  test::ScratchDir dir;
+  const auto path = backends()[0].make(dir.path());
+  fs::resize_file(path, fs::file_size(path) / 2);
+  expect_error([&] { (void)open_source(path); }, ErrorKind::kDataLoss, "v.h5");
+}
+
+TEST(SourceErrors, CorruptPngInTheMiddle) {
+  test::ScratchDir dir;
+  const auto path = backends()[2].make(dir.path());
+  const auto bad = (fs::path(path) / "0002.png").string();
+  fs::resize_file(bad, 40);
+  const auto src = open_source(path);
+  EXPECT_NO_THROW((void)src->read_slice(1));
+  expect_error([&] { (void)src->read_slice(2); }, ErrorKind::kDataLoss, "0002.png");
+}
+
+TEST(SourceErrors, ImagesOfDifferentSizes) {
+  test::ScratchDir dir;
+  const auto path = backends()[2].make(dir.path());
+  cv::imwrite((fs::path(path) / "0003.png").string(), cv::Mat(10, 10, CV_8UC1, cv::Scalar(3)));
+  const auto src = open_source(path);
+  expect_error([&] { (void)src->read_slice(3); }, ErrorKind::kInvalidData, "0003.png");
+}
+
+TEST(SourceErrors, EmptyDirectoryAndUnknownKind) {
+  test::ScratchDir dir;
+  fs::create_directories(dir / "empty");
+  expect_error([&] { (void)open_source(dir / "empty"); }, ErrorKind::kNotFound, "empty");
+  std::ofstream(dir / "notes.txt") << "hello";
+  expect_error([&] { (void)open_source(dir / "notes.txt"); }, ErrorKind::kInvalidArgument, "notes.txt");
+}
+
+TEST(VolumeWriter, UncommittedWriterLeavesNoOutput) {
+  test::ScratchDir dir;
+  {
+    auto w = create_hdf5_volume(dir / "x.h5", "volumes/raw", kShape, 8, std::nullopt);
+    w->write_slice(0, pattern(0, 8));
+  }
+  EXPECT_FALSE(fs::exists(dir / "x.h5"));
+  EXPECT_FALSE(fs::exists(dir / "x.h5.tmp"));
+  {
+    auto w = create_image_stack(dir / "s", ImageFormat::kPng, kShape, 8);
+    w->write_slice(0, pattern(0, 8));
+    EXPECT_THROW(w->commit(), Error);  // slices 1.. missing
+  }
+  EXPECT_FALSE(fs::exists(dir / "s"));
+  EXPECT_FALSE(fs::exists(dir / "s.tmp"));
+}
+
+}  // namespace emt::emio
