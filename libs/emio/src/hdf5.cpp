@@ -74,6 +74,7 @@ Handle create_file(const std::string& path) {
   silence_errors();
   auto guard = lock();
   Handle fcpl(H5Pcreate(H5P_FILE_CREATE));
+  H5Pset_obj_track_times(fcpl.get(), 0);  // the root group's header holds no timestamps
   Handle fapl(H5Pcreate(H5P_FILE_ACCESS));
   // Pin the format so files do not depend on library defaults.
   H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_V18);
@@ -87,6 +88,19 @@ Handle link_create_plist() {
   Handle lcpl(H5Pcreate(H5P_LINK_CREATE));
   H5Pset_create_intermediate_group(lcpl.get(), 1);
   return lcpl;
+}
+
+void ensure_parent_groups(hid_t loc, const std::string& path) {
+  auto guard = lock();
+  std::size_t pos = 0;
+  while ((pos = path.find('/', pos + 1)) != std::string::npos) {
+    const std::string parent = path.substr(0, pos);
+    if (parent.empty() || parent == "/" || exists(loc, parent)) continue;
+    Handle gcpl(H5Pcreate(H5P_GROUP_CREATE));
+    H5Pset_obj_track_times(gcpl.get(), 0);
+    Handle g(H5Gcreate2(loc, parent.c_str(), H5P_DEFAULT, gcpl.get(), H5P_DEFAULT));
+    if (!g.valid()) throw Error(ErrorKind::kIo, "cannot create group " + parent);
+  }
 }
 
 Handle dataset_create_plist() {

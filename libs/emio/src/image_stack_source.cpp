@@ -1,5 +1,9 @@
 // Image stacks: one file per slice, or one multipage TIFF.
+#include <array>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include <fmt/format.h>
 #include <opencv2/imgcodecs.hpp>
@@ -10,6 +14,57 @@
 
 namespace emt::emio {
 namespace {
+
+/// CRC-32 (ISO 3309, as PNG uses).
+std::uint32_t crc32(const std::uint8_t* data, std::size_t n, std::uint32_t crc = 0) {
+  static const auto table = [] {
+    std::array<std::uint32_t, 256> t{};
+    for (std::uint32_t i = 0; i < 256; ++i) {
+      std::uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      t[i] = c;
+    }
+    return t;
+  }();
+  crc = ~crc;
+  for (std::size_t i = 0; i < n; ++i) crc = table[(crc ^ data[i]) & 0xFF] ^ (crc >> 8);
+  return ~crc;
+}
+
+/// Walks a PNG's chunks checking lengths and CRCs up to IEND. libpng reports a
+/// truncated or corrupt file by printing to stderr and returning nothing;
+/// checking first gives one clean error line instead.
+void check_png(const std::vector<std::uint8_t>& bytes, const std::string& where) {
+  static const std::uint8_t kSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  if (bytes.size() < 8 || std::memcmp(bytes.data(), kSignature, 8) != 0) {
+    throw Error(ErrorKind::kDataLoss, "not a PNG file (bad signature)", where);
+  }
+  std::size_t pos = 8;
+  while (true) {
+    if (pos + 12 > bytes.size()) throw Error(ErrorKind::kDataLoss, "truncated PNG (no IEND chunk)", where);
+    const std::uint32_t length = (std::uint32_t(bytes[pos]) << 24) | (std::uint32_t(bytes[pos + 1]) << 16) |
+                                 (std::uint32_t(bytes[pos + 2]) << 8) | std::uint32_t(bytes[pos + 3]);
+    if (length > bytes.size() - pos - 12) throw Error(ErrorKind::kDataLoss, "truncated PNG (chunk runs past the end)", where);
+    const std::uint8_t* type = bytes.data() + pos + 4;
+    const std::size_t end = pos + 8 + length;
+    const std::uint32_t stored = (std::uint32_t(bytes[end]) << 24) | (std::uint32_t(bytes[end + 1]) << 16) |
+                                 (std::uint32_t(bytes[end + 2]) << 8) | std::uint32_t(bytes[end + 3]);
+    if (crc32(type, 4 + length) != stored) {
+      throw Error(ErrorKind::kDataLoss, fmt::format("corrupt PNG (CRC mismatch in chunk at byte {})", pos), where);
+    }
+    if (std::memcmp(type, "IEND", 4) == 0) return;
+    pos = end + 4;
+  }
+}
+
+/// Reads and decodes one image file; PNGs are checked before decoding.
+cv::Mat read_image(const std::string& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw Error(ErrorKind::kNotFound, "cannot open image", file);
+  std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (bytes.size() >= 4 && bytes[0] == 0x89 && bytes[1] == 'P') check_png(bytes, file);
+  return cv::imdecode(bytes, cv::IMREAD_ANYDEPTH | cv::IMREAD_ANYCOLOR);
+}
 
 /// Checks a decoded image is grey 8/16-bit; colour images are converted to grey
 /// (some stacks are saved as RGB with equal channels).
@@ -29,7 +84,7 @@ class ImageStackSource final : public SliceSource {
       : SliceSource(options), files_(std::move(files)) {
     if (files_.empty()) throw Error(ErrorKind::kNotFound, "image stack is empty", "");
     // The first slice fixes size and bit depth; every other slice is checked on read.
-    const cv::Mat first = to_grey(cv::imread(files_.front(), cv::IMREAD_ANYDEPTH | cv::IMREAD_ANYCOLOR), files_.front());
+    const cv::Mat first = to_grey(read_image(files_.front()), files_.front());
     shape_ = {static_cast<std::int64_t>(files_.size()), first.rows, first.cols};
     bits_ = first.depth() == CV_8U ? 8 : 16;
   }
@@ -44,7 +99,7 @@ class ImageStackSource final : public SliceSource {
     check_index(z);
     const std::string& file = files_[static_cast<std::size_t>(z)];
     if (!std::filesystem::exists(file)) throw Error(ErrorKind::kNotFound, "slice file vanished", file);
-    cv::Mat img = to_grey(cv::imread(file, cv::IMREAD_ANYDEPTH | cv::IMREAD_ANYCOLOR), file);
+    cv::Mat img = to_grey(read_image(file), file);
     if (img.rows != shape_.height || img.cols != shape_.width) {
       throw Error(ErrorKind::kInvalidData,
                   fmt::format("slice is {}x{}, the stack's first slice is {}x{}", img.cols, img.rows, shape_.width, shape_.height),

@@ -34,9 +34,9 @@ class Hdf5VolumeWriter final : public VolumeWriter {
     h5::Handle space(H5Screate_simple(3, dims, nullptr));
     h5::Handle dcpl = h5::dataset_create_plist();
     H5Pset_chunk(dcpl.get(), 3, chunk);
-    h5::Handle lcpl = h5::link_create_plist();
+    h5::ensure_parent_groups(file_.get(), dataset_);
     dset_ = h5::Handle(H5Dcreate2(file_.get(), dataset_.c_str(), bits == 8 ? H5T_STD_U8LE : H5T_STD_U16LE, space.get(),
-                                  lcpl.get(), dcpl.get(), H5P_DEFAULT));
+                                  H5P_DEFAULT, dcpl.get(), H5P_DEFAULT));
     if (!dset_.valid()) throw Error(ErrorKind::kIo, "cannot create dataset " + dataset_, file);
     if (resolution) h5::write_double_array_attribute(dset_.get(), "resolution", {(*resolution)[0], (*resolution)[1], (*resolution)[2]});
   }

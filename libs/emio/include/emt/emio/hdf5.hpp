@@ -48,8 +48,12 @@ void silence_errors();
 /// File creation with object time tracking off, so the same content gives
 /// byte-identical files.
 [[nodiscard]] Handle create_file(const std::string& path);
-/// Creates the intermediate groups of `path` as needed.
+/// A link creation plist that creates missing intermediate groups (with
+/// default, time-stamped group properties: prefer ensure_parent_groups()).
 [[nodiscard]] Handle link_create_plist();
+/// Creates the missing parent groups of `path` (like "meta" for "meta/z")
+/// with timestamps off, so files stay byte-identical.
+void ensure_parent_groups(hid_t loc, const std::string& path);
 /// A dataset creation plist with timestamps off (deterministic files).
 [[nodiscard]] Handle dataset_create_plist();
 

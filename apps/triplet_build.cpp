@@ -1,0 +1,100 @@
+// triplet-build: raw EM volumes -> aligned, filtered, histogram-matched triplet shards.
+#include <iostream>
+#include <set>
+
+#include "emt/common/cli.hpp"
+#include "emt/common/error.hpp"
+#include "emt/common/version.hpp"
+#include "emt/triplets/build.hpp"
+#include "emt/triplets/spec.hpp"
+
+namespace {
+/// The command line as recorded in shards: without flags that only affect how
+/// the run goes (threads, output verbosity, resume), so a resumed run and an
+/// uninterrupted one write identical files.
+std::string recorded_command(int argc, char** argv) {
+  static const std::set<std::string> flags{"--resume", "--force", "--quiet", "-q", "--json"};
+  std::string out = "triplet-build";
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (flags.count(a) || a.rfind("--threads=", 0) == 0 || a.rfind("--stop-after-shards=", 0) == 0) continue;
+    if (a == "--threads" || a == "--stop-after-shards") {
+      ++i;
+      continue;
+    }
+    out += " " + a;
+  }
+  return out;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  return emt::run_tool(
+      "triplet-build", "raw EM volumes -> aligned, filtered, histogram-matched triplet shards",
+      "triplet-build --config SPEC.ini [--source PATH ...] --out DIR [--resume] [--force]", argc, argv, [&](emt::Cli& cli) {
+        namespace po = emt::po;
+        cli.options().add_options()
+            ("out,o", po::value<std::string>(), "output directory for shards, manifest.json, rejected.csv")
+            ("source", po::value<std::vector<std::string>>(), "replaces the spec's sources: HDF5 FILE[:dataset], image directory, glob or multipage TIFF (repeatable)")
+            ("step", po::value<int>(), "slice step k for --source inputs: triplets (z-k, z, z+k)")
+            ("tile-size", po::value<int>(), "overrides output.tile_size")
+            ("resume", po::bool_switch(), "finish an interrupted build in --out")
+            ("force", po::bool_switch(), "replace a build of a different spec in --out")
+            ("skip-bad-slices", po::bool_switch(), "treat unreadable slices as missing (reported) instead of failing")
+            ("stop-after-shards", po::value<int>()->default_value(-1), "testing: stop as if interrupted after N shards");
+        if (!cli.parse()) return 0;
+        cli.require("out");
+        if (!cli.has("config") && !cli.has("source")) {
+          throw emt::Error(emt::ErrorKind::kInvalidArgument, "give a data spec (--config SPEC.ini) or at least one --source");
+        }
+        emt::triplets::BuildSpec spec = cli.common().config_path.empty()
+                                            ? emt::triplets::parse_spec("", "(defaults)")
+                                            : emt::triplets::load_spec(cli.common().config_path);
+        if (auto sources = cli.get_optional<std::vector<std::string>>("source")) {
+          spec.sources.clear();
+          std::set<std::string> ids;
+          for (const std::string& path : *sources) {
+            auto s = emt::triplets::source_from_path(path);
+            std::string id = s.id;
+            for (int n = 2; ids.count(id); ++n) id = s.id + "_" + std::to_string(n);
+            s.id = id;
+            ids.insert(id);
+            if (auto step = cli.get_optional<int>("step")) s.step = *step;
+            spec.sources.push_back(s);
+          }
+          spec.text += "\n# sources replaced on the command line (--source)\n";
+        }
+        if (auto t = cli.get_optional<int>("tile-size")) {
+          spec.tile_size = *t;
+          spec.text += "\n# output.tile_size overridden: " + std::to_string(*t) + "\n";
+        }
+        emt::triplets::validate(spec, cli.common().config_path);
+
+        emt::triplets::BuildOptions options;
+        options.out_dir = cli.get<std::string>("out");
+        options.resume = cli.get<bool>("resume");
+        options.force = cli.get<bool>("force");
+        options.skip_bad_slices = cli.get<bool>("skip-bad-slices");
+        options.quiet = cli.common().quiet;
+        options.command = recorded_command(argc, argv);
+        options.version = emt::kVersion;
+        options.stop_after_shards = cli.get<int>("stop-after-shards");
+        options.warn = [&](const std::string& w) { cli.warn(w); };
+        const auto summary = emt::triplets::run_build(spec, options);
+        if (cli.common().json) {
+          auto j = summary.to_json();
+          j["out"] = options.out_dir;
+          std::cout << j.dump() << std::endl;
+        } else {
+          std::int64_t rejected = 0;
+          std::string reasons;
+          for (const auto& [reason, n] : summary.rejected) {
+            rejected += n;
+            reasons += (reasons.empty() ? "" : ", ") + reason + " " + std::to_string(n);
+          }
+          cli.info(std::to_string(summary.triplets) + " triplets in " + std::to_string(summary.shards) + " shard(s), " +
+                   std::to_string(rejected) + " rejected (" + reasons + ") -> " + options.out_dir);
+        }
+        return 0;
+      });
+}

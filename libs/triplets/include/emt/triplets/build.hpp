@@ -1,0 +1,56 @@
+#pragma once
+// triplet-build's pipeline: sources -> aligned, filtered, histogram-matched
+// triplet shards, manifest.json and rejected.csv in an output directory.
+//
+// Phases: (1) per slice, in parallel: histogram, and the shift aligning slice
+// z + step onto slice z; per source a reference histogram from clean slices.
+// (2) a TBB pipeline over triplets (z - step, z, z + step) in (source, z)
+// order: read (bounded slice cache), apply integer shifts, tile, filter,
+// match histograms (parallel stage), then append to shards in order (serial
+// stage). Output is byte-identical for any thread count, interruptible (a
+// state file records finished shards) and resumable.
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "emt/triplets/spec.hpp"
+
+namespace emt::triplets {
+
+struct BuildOptions {
+  std::string out_dir;
+  bool resume = false;           ///< continue an interrupted build in out_dir
+  bool force = false;            ///< replace a build of a different spec in out_dir
+  bool skip_bad_slices = false;  ///< unreadable slices become rejections instead of errors
+  bool quiet = false;            ///< no progress
+  std::string command;           ///< recorded in shards (without run-only flags)
+  std::string version;           ///< recorded in shards and manifest
+  std::function<void(const std::string&)> warn;  ///< warning sink (stderr in the tool)
+  int stop_after_shards = -1;    ///< tests: behave as if interrupted after this many shards
+};
+
+struct BuildSummary {
+  std::int64_t candidates = 0;  ///< tiles considered
+  std::int64_t triplets = 0;    ///< tiles accepted (written)
+  std::int64_t shards = 0;
+  std::map<std::string, std::int64_t> rejected;  ///< by reason
+  double seconds = 0;
+  double megabytes_read = 0;  ///< input slice bytes used
+  [[nodiscard]] nlohmann::json to_json() const;
+};
+
+/// Runs the whole build. Throws emt::Error: kAborted when interrupted (finished
+/// shards kept, --resume continues), other kinds for bad input (outputs of this
+/// run removed).
+[[nodiscard]] BuildSummary run_build(const BuildSpec& spec, const BuildOptions& options);
+
+/// File names inside an output directory.
+inline constexpr const char* kManifestFile = "manifest.json";
+inline constexpr const char* kRejectedFile = "rejected.csv";
+inline constexpr const char* kStateFile = ".triplet-build-state.json";
+[[nodiscard]] std::string shard_file_name(std::int64_t index);
+
+}  // namespace emt::triplets

@@ -1,0 +1,137 @@
+#include "emt/triplets/spec.hpp"
+
+#include <filesystem>
+#include <map>
+#include <sstream>
+
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+
+#include "emt/common/atomic_file.hpp"
+#include "emt/common/error.hpp"
+
+namespace emt::triplets {
+namespace po = boost::program_options;
+
+BuildSpec load_spec(const std::string& path) {
+  if (!std::filesystem::exists(path)) throw Error(ErrorKind::kNotFound, "no such spec file", path);
+  BuildSpec spec = parse_spec(read_file(path), path);
+  // A relative source path is taken from the working directory, or else from
+  // the spec file's directory when it exists there.
+  for (SourceSpec& s : spec.sources) {
+    const std::filesystem::path p(s.path);
+    if (p.is_relative() && !std::filesystem::exists(p)) {
+      const auto beside = std::filesystem::path(path).parent_path() / p;
+      if (std::filesystem::exists(beside)) s.path = beside.lexically_normal().string();
+    }
+  }
+  return spec;
+}
+
+BuildSpec parse_spec(const std::string& text, const std::string& origin) {
+  BuildSpec spec;
+  spec.text = text;
+  FilterOptions& f = spec.filters;
+  AlignOptions& a = spec.align;
+  po::options_description d;
+  d.add_options()
+      ("output.tile_size", po::value(&spec.tile_size)->default_value(spec.tile_size))
+      ("output.stride", po::value(&spec.stride)->default_value(spec.stride))
+      ("output.shard_size", po::value(&spec.shard_size)->default_value(spec.shard_size))
+      ("output.compress", po::value(&spec.compress)->default_value(spec.compress))
+      ("align.search_radius", po::value(&a.search_radius)->default_value(a.search_radius))
+      ("align.coarse_factor", po::value(&a.coarse_factor)->default_value(a.coarse_factor))
+      ("align.fine_window", po::value(&a.fine_window)->default_value(a.fine_window))
+      ("align.smooth_sigma", po::value(&a.smooth_sigma)->default_value(a.smooth_sigma))
+      ("filters.flat_block", po::value(&f.flat_block)->default_value(f.flat_block))
+      ("filters.flat_std", po::value(&f.flat_std)->default_value(f.flat_std))
+      ("filters.max_flat_fraction", po::value(&f.max_flat_fraction)->default_value(f.max_flat_fraction))
+      ("filters.defect_downsample", po::value(&f.defect_downsample)->default_value(f.defect_downsample))
+      ("filters.defect_sigma", po::value(&f.defect_sigma)->default_value(f.defect_sigma))
+      ("filters.defect_residual", po::value(&f.defect_residual)->default_value(f.defect_residual))
+      ("filters.max_defect_fraction", po::value(&f.max_defect_fraction)->default_value(f.max_defect_fraction))
+      ("filters.min_ncc", po::value(&f.min_ncc)->default_value(f.min_ncc))
+      ("filters.max_blur_ratio", po::value(&f.max_blur_ratio)->default_value(f.max_blur_ratio))
+      ("filters.duplicate_ncc", po::value(&f.duplicate_ncc)->default_value(f.duplicate_ncc))
+      ("histogram.enabled", po::value(&spec.histogram_matching)->default_value(spec.histogram_matching))
+      ("histogram.reference_slices", po::value(&spec.reference_slices)->default_value(spec.reference_slices))
+      ("uint16.low_percentile", po::value(&spec.uint16.low_percentile)->default_value(spec.uint16.low_percentile))
+      ("uint16.high_percentile", po::value(&spec.uint16.high_percentile)->default_value(spec.uint16.high_percentile));
+  // Keys of the triplet-build command line may sit in the spec too (INI of --config).
+  static const char* kToolKeys[] = {"out", "source", "resume", "force", "skip-bad-slices", "threads", "quiet", "json", "step"};
+  po::variables_map vm;
+  po::parsed_options parsed(nullptr);
+  try {
+    std::istringstream in(text);
+    parsed = po::parse_config_file(in, d, /*allow_unregistered=*/true);
+    po::store(parsed, vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw Error(ErrorKind::kInvalidArgument, std::string("bad spec: ") + e.what(), origin);
+  }
+  // [source.ID] sections arrive as unregistered "source.ID.key" options, in file order.
+  std::map<std::string, std::size_t> index;
+  for (const auto& opt : parsed.options) {
+    if (!opt.unregistered) continue;
+    const std::string& key = opt.string_key;
+    const std::string value = opt.value.empty() ? std::string() : opt.value.front();
+    if (key.rfind("resolved.", 0) == 0) continue;  // written by triplet-build into shards
+    if (key.rfind("source.", 0) != 0) {
+      bool tool_key = false;
+      for (const char* k : kToolKeys) tool_key |= key == k;
+      if (!tool_key) throw Error(ErrorKind::kInvalidArgument, "unknown spec key '" + key + "'", origin);
+      continue;
+    }
+    const auto dot = key.rfind('.');
+    if (dot <= 7) throw Error(ErrorKind::kInvalidArgument, "source keys must be in a [source.ID] section: '" + key + "'", origin);
+    const std::string id = key.substr(7, dot - 7), field = key.substr(dot + 1);
+    if (!index.count(id)) {
+      index[id] = spec.sources.size();
+      spec.sources.push_back(SourceSpec{});
+      spec.sources.back().id = id;
+    }
+    SourceSpec& s = spec.sources[index[id]];
+    const std::string what = fmt::format("{} [source.{}] {}", origin, id, field);
+    if (field == "path") s.path = value;
+    else if (field == "dataset") s.dataset = value;
+    else if (field == "z") s.z = parse_range(value);
+    else if (field == "skip") s.skip = parse_index_list(value);
+    else if (field == "step") s.step = static_cast<int>(parse_int(value, what));
+    else if (field == "resolution") { /* informational: recorded in the spec text */ }
+    else throw Error(ErrorKind::kInvalidArgument, "unknown source key '" + field + "' in [source." + id + "]", origin);
+  }
+  validate(spec, origin);
+  return spec;
+}
+
+SourceSpec source_from_path(const std::string& path) {
+  SourceSpec s;
+  s.path = path;
+  std::filesystem::path p(path.substr(0, path.find(':') == std::string::npos || std::filesystem::exists(path) ? path.size() : path.rfind(':')));
+  while (!p.has_filename() && p.has_parent_path() && p != p.parent_path()) p = p.parent_path();
+  s.id = p.stem().string();
+  if (s.id.empty() || s.id.find_first_of("*?[") != std::string::npos) s.id = p.parent_path().filename().string();
+  if (s.id.empty()) s.id = "source";
+  return s;
+}
+
+void validate(const BuildSpec& spec, const std::string& origin) {
+  auto check = [&](bool ok, const std::string& what) {
+    if (!ok) throw Error(ErrorKind::kInvalidArgument, "bad spec: " + what, origin);
+  };
+  check(spec.tile_size >= 16, "output.tile_size must be >= 16");
+  check(spec.stride >= 1, "output.stride must be >= 1");
+  check(spec.shard_size >= 1, "output.shard_size must be >= 1");
+  check(spec.align.search_radius >= 1, "align.search_radius must be >= 1");
+  check(spec.filters.flat_block >= 2 && spec.filters.flat_block <= spec.tile_size, "filters.flat_block must be in [2, tile_size]");
+  check(spec.filters.defect_downsample >= 1 && spec.tile_size / spec.filters.defect_downsample >= 8,
+        "filters.defect_downsample leaves fewer than 8 px per tile");
+  check(spec.filters.max_blur_ratio >= 1, "filters.max_blur_ratio must be >= 1");
+  check(spec.reference_slices >= 1, "histogram.reference_slices must be >= 1");
+  for (const SourceSpec& s : spec.sources) {
+    check(!s.path.empty(), "[source." + s.id + "] has no path");
+    check(s.step >= 1, "[source." + s.id + "] step must be >= 1");
+  }
+}
+
+}  // namespace emt::triplets
