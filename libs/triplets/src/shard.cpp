@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 
 #include <fmt/format.h>
 
@@ -97,6 +98,8 @@ void write_shard(const std::string& path, const std::vector<TripletSample>& samp
 
 struct ShardReader::Impl {
   h5::Handle file, triplets;
+  std::once_flag meta_once;
+  std::vector<TripletSample> meta;  // cached by read()
 };
 
 ShardReader::ShardReader(const std::string& path) : path_(path), impl_(new Impl) {
@@ -192,7 +195,9 @@ std::vector<TripletSample> ShardReader::read_meta() const {
 }
 
 TripletSample ShardReader::read(std::int64_t i) const {
-  TripletSample s = read_meta().at(static_cast<std::size_t>(i));
+  if (i < 0 || i >= count_) throw Error(ErrorKind::kInvalidArgument, fmt::format("sample {} out of range [0, {})", i, count_), path_);
+  std::call_once(impl_->meta_once, [&] { impl_->meta = read_meta(); });
+  TripletSample s = impl_->meta[static_cast<std::size_t>(i)];
   std::vector<std::uint8_t> buf(static_cast<std::size_t>(3 * tile_ * tile_));
   read_pixels(i, buf.data());
   for (int k = 0; k < 3; ++k) {
