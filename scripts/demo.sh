@@ -16,3 +16,16 @@ step() { printf '\n== %s\n' "$*" >&2; }
 step "1. em-phantom: synthetic EM volume with drift and defects"
 "$BIN/em-phantom" --out "$OUT/phantom.h5" --size 32x1536x1536 --seed 1
 echo "phantom volume: $OUT/phantom.h5 (truth: $OUT/phantom.truth.json)"
+
+step "2. triplet-build on the phantom: align, filter, histogram-match, shard"
+sed "s|^path = out/demo/phantom.h5|path = $OUT/phantom.h5|" data_specs/phantom.ini > "$OUT/phantom.ini"
+"$BIN/triplet-build" --config "$OUT/phantom.ini" --out "$OUT/phantom_triplets" --force
+echo "phantom shards: $OUT/phantom_triplets (manifest.json, rejected.csv)"
+
+if [[ -d ../shared/data/isbi2012 ]]; then
+  step "3. triplet-build on the real ISBI 2012 ssTEM stack"
+  "$BIN/triplet-build" --config data_specs/isbi2012.ini --out "$OUT/isbi_triplets" --force
+  echo "ISBI shards: $OUT/isbi_triplets"
+else
+  echo "skipping the real-data build: ../shared/data/isbi2012 is absent" >&2
+fi
