@@ -1,0 +1,66 @@
+#pragma once
+// triplet-split: train / val / test partitions of a shard directory without
+// leakage between them.
+//
+// Default grouping (z-block): per source, the triplets' middle slices are cut
+// into contiguous blocks of `block` slices; whole blocks are assigned to
+// partitions (deterministically by seed, stratified per source, greedily
+// towards the ratios). Where two neighbouring blocks land in different
+// partitions, triplets of the later block that would share a slice with the
+// earlier one (middles within 2 * step) are dropped as a guard band, so no
+// slice of a test triplet appears in a training triplet. `none` assigns
+// triplets individually (the paper's plain random split; leaks).
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace emt::triplets {
+
+enum class Grouping { kZBlock, kNone };
+enum class Partition { kTrain = 0, kVal = 1, kTest = 2 };
+inline constexpr const char* kPartitionNames[3] = {"train", "val", "test"};
+
+struct SplitOptions {
+  std::array<double, 3> ratios{3, 1, 1};
+  std::uint64_t seed = 0;
+  Grouping grouping = Grouping::kZBlock;
+  int block = 0;              ///< middles per z-block; 0 = 16 * step of the source
+  bool materialize = false;   ///< also write DIR/{train,val,test}/ shard sets
+};
+
+/// Parses "3:1:1"; throws kInvalidArgument when it does not parse or sums to 0.
+[[nodiscard]] std::array<double, 3> parse_ratios(const std::string& text);
+/// Parses "z-block:N", "z-block" or "none".
+void parse_grouping(const std::string& text, SplitOptions& options);
+
+/// One triplet of a shard directory.
+struct SampleRef {
+  std::string shard;  ///< file name inside the directory
+  std::int64_t index = 0;
+  std::string source;
+  std::int64_t z = 0, y = 0, x = 0;
+  int step = 1;
+};
+
+/// Reads manifest.json and every shard's metadata, verifying each shard's
+/// SHA-256 against the manifest (kDataLoss naming the file on mismatch).
+[[nodiscard]] std::vector<SampleRef> read_shard_directory(const std::string& dir, bool verify_checksums = true);
+
+struct SplitResult {
+  std::array<std::vector<SampleRef>, 3> partitions;  ///< sorted by (shard, index)
+  std::int64_t guard_dropped = 0;
+  std::int64_t groups = 0;
+  nlohmann::json report;  ///< what split.json holds
+};
+
+/// Computes the split (pure: no files written).
+[[nodiscard]] SplitResult compute_split(const std::vector<SampleRef>& samples, const SplitOptions& options);
+
+/// Runs the whole tool: reads DIR, writes DIR/splits/* atomically (and the
+/// materialized shard sets when asked). Returns the report.
+[[nodiscard]] SplitResult run_split(const std::string& dir, const SplitOptions& options);
+
+}  // namespace emt::triplets
