@@ -1,8 +1,10 @@
 #pragma once
 // SHA-256 (FIPS 180-4), used for shard checksums in manifest.json.
+// Backed by OpenSSL (hardware SHA extensions where the CPU has them).
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -17,11 +19,7 @@ class Sha256 {
   [[nodiscard]] std::string hex_digest();
 
  private:
-  void compress(const std::uint8_t* block);
-  std::uint32_t h_[8];
-  std::uint8_t buffer_[64];
-  std::size_t buffered_ = 0;
-  std::uint64_t total_bytes_ = 0;
+  std::unique_ptr<void, void (*)(void*)> ctx_;  // EVP_MD_CTX, kept out of this header
 };
 
 [[nodiscard]] std::string sha256_hex(std::string_view data);
