@@ -37,22 +37,30 @@ def shift_search(ref, mov, radius, cy, cx, window):
     return ly + sy + cy - radius, lx + sx + cx - radius, mx, border
 
 
-def estimate_shift(a, b, radius, factor=4, window=1024):
-    a = cv2.GaussianBlur(a.astype(np.float32), (0, 0), 1.0)
-    b = cv2.GaussianBlur(b.astype(np.float32), (0, 0), 1.0)
+def estimate_shift(a, b, radius, factor=4, window=512, sigma=1.0):
+    coarse = factor > 1 and radius >= 2 * factor
     cy = cx = 0
     fine_r, coarse_border = radius, False
-    if factor > 1 and radius >= 2 * factor:
-        sa = cv2.resize(a, None, fx=1 / factor, fy=1 / factor, interpolation=cv2.INTER_AREA)
-        sb = cv2.resize(b, None, fx=1 / factor, fy=1 / factor, interpolation=cv2.INTER_AREA)
+    if coarse:
+        size = (a.shape[1] // factor, a.shape[0] // factor)
+        sa = cv2.resize(a, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+        sb = cv2.resize(b, size, interpolation=cv2.INTER_AREA).astype(np.float32)
         y, x, _, coarse_border = shift_search(sa, sb, (radius + factor - 1) // factor, 0, 0, max(sa.shape))
         cy, cx, fine_r = int(round(y * factor)), int(round(x * factor)), factor
-    y, x, v, _ = shift_search(a, b, fine_r, cy, cx, window)
-    return y, x, v, coarse_border or abs(y) > radius or abs(x) > radius
+    # Smoothed central crop, with room for the kernel (as libs/triplets does).
+    kernel = int(np.ceil(4 * sigma)) + 1
+    reach = (radius + factor if coarse else radius) + kernel
+    h, w = min(a.shape[0], window + 2 * reach), min(a.shape[1], window + 2 * reach)
+    oy, ox = (a.shape[0] - h) // 2, (a.shape[1] - w) // 2
+    fa = cv2.GaussianBlur(a[oy:oy + h, ox:ox + w].astype(np.float32), (0, 0), sigma)
+    fb = cv2.GaussianBlur(b[oy:oy + h, ox:ox + w].astype(np.float32), (0, 0), sigma)
+    fa, fb = fa[kernel:-kernel, kernel:-kernel], fb[kernel:-kernel, kernel:-kernel]
+    y, x, v, fine_border = shift_search(fa, fb, fine_r, cy, cx, window)
+    return y, x, v, coarse_border or (not coarse and fine_border) or abs(y) > radius or abs(x) > radius
 
 
 def structure(t, down=4):
-    f = cv2.resize(t.astype(np.float32), (t.shape[1] // down, t.shape[0] // down), interpolation=cv2.INTER_AREA)
+    f = cv2.resize(t, (t.shape[1] // down, t.shape[0] // down), interpolation=cv2.INTER_AREA).astype(np.float32)
     f = cv2.GaussianBlur(f, (0, 0), 1.0)
     return (f - f.mean()) / max(f.std(), 1e-6)
 
@@ -65,8 +73,8 @@ def ncc(a, b):
 
 
 def sharpness(t):
-    f = cv2.GaussianBlur(t.astype(np.float32), (0, 0), 1.0)
-    return float(cv2.Laplacian(f, cv2.CV_32F).std() ** 2)
+    f = cv2.GaussianBlur(t, (7, 7), 1.0)
+    return float(cv2.Laplacian(f, cv2.CV_16S).std() ** 2)
 
 
 def evaluate(tiles, o):

@@ -37,8 +37,40 @@ Peak find_peak(const cv::Mat& response) {
   return {loc.y + sy, loc.x + sx, max_value, border};
 }
 
-/// Correlates the central part of `moving` against `reference` over offsets
-/// [-radius, radius] around (cy, cx); returns the shift at the peak.
+/// TM_CCOEFF_NORMED of `templ` at every offset inside `region`, computed
+/// directly: for the small search ranges used here ((2r+1)^2 offsets of a
+/// large template) one dot product per offset beats matchTemplate's DFT.
+cv::Mat correlate(const cv::Mat& region, const cv::Mat& templ) {
+  CV_Assert(region.type() == CV_32FC1 && templ.type() == CV_32FC1);
+  const int rh = region.rows - templ.rows + 1, rw = region.cols - templ.cols + 1;
+  const double n = static_cast<double>(templ.total());
+  cv::Scalar tmean, tsd;
+  cv::meanStdDev(templ, tmean, tsd);
+  cv::Mat t0;
+  templ.convertTo(t0, CV_32F, 1.0, -tmean[0]);  // zero-mean template: the window mean drops out of the cross term
+  const double tnorm = tsd[0] * std::sqrt(n);
+  cv::Mat sum, sqsum;
+  cv::integral(region, sum, sqsum, CV_64F, CV_64F);
+  cv::Mat response(rh, rw, CV_32FC1);
+  for (int u = 0; u < rh; ++u) {
+    for (int v = 0; v < rw; ++v) {
+      const cv::Rect win(v, u, templ.cols, templ.rows);
+      const double cross = t0.dot(region(win));
+      auto box = [&](const cv::Mat& m) {
+        return m.at<double>(u + templ.rows, v + templ.cols) - m.at<double>(u, v + templ.cols) -
+               m.at<double>(u + templ.rows, v) + m.at<double>(u, v);
+      };
+      const double s = box(sum), s2 = box(sqsum);
+      const double wnorm = std::sqrt(std::max(0.0, s2 - s * s / n));
+      response.at<float>(u, v) = (wnorm > 1e-9 && tnorm > 1e-9) ? static_cast<float>(cross / (wnorm * tnorm)) : 0.f;
+    }
+  }
+  return response;
+}
+
+/// Correlates a central template of `moving` against `reference` over offsets
+/// (cy, cx) +- radius. Both images share one coordinate frame whose origin is
+/// `origin` in slice coordinates; `centre` is the slice centre.
 Peak search(const cv::Mat& reference, const cv::Mat& moving, int radius, int cy, int cx, int window) {
   const int margin = radius + std::max(std::abs(cy), std::abs(cx));
   const int h = std::min(reference.rows - 2 * margin, window), w = std::min(reference.cols - 2 * margin, window);
@@ -50,50 +82,70 @@ Peak search(const cv::Mat& reference, const cv::Mat& moving, int radius, int cy,
   const cv::Mat templ = moving(cv::Rect(tx, ty, w, h));
   // moving(ty + a, tx + b) ~ reference(ty + dy + a, tx + dx + b): search dy in cy +- radius.
   const cv::Mat region = reference(cv::Rect(tx + cx - radius, ty + cy - radius, w + 2 * radius, h + 2 * radius));
-  cv::Mat response;
-  cv::matchTemplate(region, templ, response, cv::TM_CCOEFF_NORMED);
-  Peak p = find_peak(response);
+  Peak p = find_peak(correlate(region, templ));
   p.y += cy - radius;
   p.x += cx - radius;
   return p;
 }
 
+bool has_coarse_level(const AlignOptions& o) { return o.coarse_factor > 1 && o.search_radius >= 2 * o.coarse_factor; }
+
 }  // namespace
 
-Shift estimate_shift(const cv::Mat& reference, const cv::Mat& moving, const AlignOptions& options) {
-  CV_Assert(!reference.empty() && reference.type() == CV_8UC1 && moving.type() == CV_8UC1);
-  CV_Assert(reference.size() == moving.size());
-  if (options.search_radius < 1 || options.coarse_factor < 1) throw Error(ErrorKind::kInvalidArgument, "search radius and coarse factor must be >= 1");
-  cv::Mat ref, mov;
-  reference.convertTo(ref, CV_32F);
-  moving.convertTo(mov, CV_32F);
-  if (options.smooth_sigma > 0) {
-    cv::GaussianBlur(ref, ref, cv::Size(0, 0), options.smooth_sigma);
-    cv::GaussianBlur(mov, mov, cv::Size(0, 0), options.smooth_sigma);
+AlignmentFeatures prepare_alignment(const cv::Mat& slice, const AlignOptions& o) {
+  CV_Assert(!slice.empty() && slice.type() == CV_8UC1);
+  if (o.search_radius < 1 || o.coarse_factor < 1 || o.fine_window < 8) {
+    throw Error(ErrorKind::kInvalidArgument, "search radius and coarse factor must be >= 1, fine window >= 8");
   }
-  int cy = 0, cx = 0, fine_radius = options.search_radius;
+  AlignmentFeatures f;
+  f.slice_size = slice.size();
+  const int f_ = o.coarse_factor;
+  if (has_coarse_level(o)) {
+    // Area averaging is the low-pass filter here: no separate smoothing.
+    cv::resize(slice, f.coarse, cv::Size(slice.cols / f_, slice.rows / f_), 0, 0, cv::INTER_AREA);
+    f.coarse.convertTo(f.coarse, CV_32F);
+  }
+  // Fine level: central window plus the largest offset searched, plus room
+  // for the smoothing kernel so the crop's borders do not change the result.
+  const int fine_radius = has_coarse_level(o) ? o.search_radius + f_ : o.search_radius;
+  const int kernel = static_cast<int>(std::ceil(4 * o.smooth_sigma)) + 1;
+  const int side_h = std::min(slice.rows, o.fine_window + 2 * (fine_radius + kernel));
+  const int side_w = std::min(slice.cols, o.fine_window + 2 * (fine_radius + kernel));
+  f.fine_origin = cv::Point((slice.cols - side_w) / 2, (slice.rows - side_h) / 2);
+  slice(cv::Rect(f.fine_origin, cv::Size(side_w, side_h))).convertTo(f.fine, CV_32F);
+  if (o.smooth_sigma > 0) cv::GaussianBlur(f.fine, f.fine, cv::Size(0, 0), o.smooth_sigma);
+  return f;
+}
+
+Shift estimate_shift(const AlignmentFeatures& ref, const AlignmentFeatures& mov, const AlignOptions& o) {
+  CV_Assert(ref.slice_size == mov.slice_size && ref.fine.size() == mov.fine.size());
+  int cy = 0, cx = 0, fine_radius = o.search_radius;
   bool coarse_border = false;
-  const int f = options.coarse_factor;
-  if (f > 1 && options.search_radius >= 2 * f) {
-    // Coarse: whole image at 1/f resolution, then refine +-(f) px at full resolution.
-    cv::Mat ref_small, mov_small;
-    cv::resize(ref, ref_small, cv::Size(), 1.0 / f, 1.0 / f, cv::INTER_AREA);
-    cv::resize(mov, mov_small, cv::Size(), 1.0 / f, 1.0 / f, cv::INTER_AREA);
-    const int coarse_radius = (options.search_radius + f - 1) / f;
-    const Peak coarse = search(ref_small, mov_small, coarse_radius, 0, 0, std::max(ref_small.rows, ref_small.cols));
+  const int f = o.coarse_factor;
+  if (has_coarse_level(o)) {
+    const int coarse_radius = (o.search_radius + f - 1) / f;
+    const Peak coarse = search(ref.coarse, mov.coarse, coarse_radius, 0, 0, std::max(ref.coarse.rows, ref.coarse.cols));
     cy = static_cast<int>(std::lround(coarse.y * f));
     cx = static_cast<int>(std::lround(coarse.x * f));
     fine_radius = f;
     coarse_border = coarse.at_border;
   }
-  const Peak fine = search(ref, mov, fine_radius, cy, cx, options.fine_window);
+  // The fine crops hold the central window plus margins; search inside them.
+  const int kernel = static_cast<int>(std::ceil(4 * o.smooth_sigma)) + 1;
+  const cv::Rect usable(kernel, kernel, ref.fine.cols - 2 * kernel, ref.fine.rows - 2 * kernel);
+  const Peak fine = search(ref.fine(usable), mov.fine(usable), fine_radius, cy, cx, o.fine_window);
   Shift s;
   s.dy = fine.y;
   s.dx = fine.x;
   s.ncc = fine.value;
-  s.at_border = coarse_border || (f <= 1 && fine.at_border) ||
-                std::abs(fine.y) > options.search_radius || std::abs(fine.x) > options.search_radius;
+  s.at_border = coarse_border || (!has_coarse_level(o) && fine.at_border) || std::abs(fine.y) > o.search_radius ||
+                std::abs(fine.x) > o.search_radius;
   return s;
+}
+
+Shift estimate_shift(const cv::Mat& reference, const cv::Mat& moving, const AlignOptions& options) {
+  CV_Assert(reference.size() == moving.size());
+  return estimate_shift(prepare_alignment(reference, options), prepare_alignment(moving, options), options);
 }
 
 }  // namespace emt::triplets

@@ -3,11 +3,15 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <deque>
+#include <exception>
+#include <thread>
 #include <filesystem>
 #include <fstream>
 #include <list>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <unordered_map>
 
@@ -98,6 +102,80 @@ class SliceCache {
   std::size_t capacity_;
   std::mutex mutex_;
   std::list<std::pair<std::pair<std::size_t, std::int64_t>, cv::Mat>> entries_;
+};
+
+/// Writes finished shards on a background thread, in submission order, so the
+/// pipeline's serial stage does not wait on HDF5, fsync and hashing. At most
+/// `max_pending` shards wait in memory.
+class AsyncShardWriter {
+ public:
+  using Job = std::function<void()>;
+  explicit AsyncShardWriter(std::size_t max_pending) : max_pending_(max_pending), worker_([this] { loop(); }) {}
+  ~AsyncShardWriter() {
+    try {
+      drain();
+    } catch (...) {
+    }
+    {
+      std::lock_guard lock(mutex_);
+      done_ = true;
+    }
+    wake_.notify_all();
+    worker_.join();
+  }
+  void submit(Job job) {
+    std::unique_lock lock(mutex_);
+    space_.wait(lock, [&] { return queue_.size() < max_pending_ || error_; });
+    rethrow_locked();
+    queue_.push_back(std::move(job));
+    wake_.notify_all();
+  }
+  /// Waits until every submitted job ran; rethrows the first failure.
+  void drain() {
+    std::unique_lock lock(mutex_);
+    space_.wait(lock, [&] { return (queue_.empty() && !busy_) || error_; });
+    rethrow_locked();
+  }
+
+ private:
+  void rethrow_locked() {
+    if (error_) {
+      auto e = error_;
+      error_ = nullptr;
+      std::rethrow_exception(e);
+    }
+  }
+  void loop() {
+    while (true) {
+      Job job;
+      {
+        std::unique_lock lock(mutex_);
+        wake_.wait(lock, [&] { return !queue_.empty() || done_; });
+        if (queue_.empty()) return;
+        job = std::move(queue_.front());
+        queue_.pop_front();
+        busy_ = true;
+      }
+      try {
+        if (!error_) job();
+      } catch (...) {
+        std::lock_guard lock(mutex_);
+        error_ = std::current_exception();
+      }
+      {
+        std::lock_guard lock(mutex_);
+        busy_ = false;
+      }
+      space_.notify_all();
+    }
+  }
+  std::size_t max_pending_;
+  std::mutex mutex_;
+  std::condition_variable wake_, space_;
+  std::deque<Job> queue_;
+  bool busy_ = false, done_ = false;
+  std::exception_ptr error_;
+  std::thread worker_;
 };
 
 /// Tile origins along one axis inside [lo, hi), centred in the valid range.
@@ -275,61 +353,73 @@ class Builder {
   }
 
   // ---- phase 1: histograms, shifts, references ----
+  // Slices are processed in z-order chunks: each slice is read and prepared
+  // once (histogram, alignment features), pairs (z, z + step) are matched
+  // from the prepared features, and only the last `step` slices' features
+  // are carried to the next chunk, so memory does not grow with depth.
   void analyse_slices() {
-    struct Job {
-      std::size_t source;
-      std::int64_t z;
-    };
-    std::vector<Job> jobs;
-    for (std::size_t i = 0; i < sources_.size(); ++i) {
-      for (std::int64_t z : sources_[i].used) jobs.push_back({i, z});
-    }
-    std::vector<std::optional<Histogram>> hist(jobs.size());
-    std::vector<std::optional<Shift>> shift(jobs.size());
-    std::vector<char> bad(jobs.size(), 0);
-    Progress progress("triplet-build: aligning", static_cast<std::int64_t>(jobs.size()), "slices", opt_.quiet);
+    std::int64_t total = 0;
+    for (const Source& s : sources_) total += static_cast<std::int64_t>(s.used.size());
+    Progress progress("triplet-build: aligning", total, "slices", opt_.quiet);
+    const std::size_t chunk = 4 * static_cast<std::size_t>(std::max(1, tbb::this_task_arena::max_concurrency()));
     std::mutex error_mutex;
     std::optional<Error> first_error;
-    auto read = [&](const Source& s, std::int64_t z) -> std::optional<cv::Mat> {
+    auto guarded = [&](auto&& f) {
       try {
-        return s.volume->read_slice(z);
-      } catch (const Error& e) {
-        if (!opt_.skip_bad_slices || !is_data_error(e)) throw;
-        return std::nullopt;
-      }
-    };
-    tbb::parallel_for(std::size_t{0}, jobs.size(), [&](std::size_t j) {
-      try {
-        if (interrupt_requested()) return;
-        const Source& s = sources_[jobs[j].source];
-        const std::int64_t z = jobs[j].z, next = z + s.spec.step;
-        const auto a = read(s, z);
-        if (!a) {
-          bad[j] = 1;
-        } else {
-          hist[j] = histogram_of(*a, /*ignore_zero=*/true);
-          if (s.used.count(next)) {
-            if (const auto b = read(s, next)) shift[j] = estimate_shift(*a, *b, spec_.align);
-          }
-        }
-        progress.tick();
+        if (!interrupt_requested()) f();
       } catch (const Error& e) {
         std::lock_guard lock(error_mutex);
         if (!first_error) first_error = e;
       }
-    });
-    if (first_error) throw *first_error;
-    if (interrupt_requested()) throw Error(ErrorKind::kAborted, "interrupted before any shard was written", dir_.string());
-    progress.finish();
-    for (std::size_t j = 0; j < jobs.size(); ++j) {
-      Source& s = sources_[jobs[j].source];
-      if (bad[j]) {
-        s.bad.insert(jobs[j].z);
-        warn(fmt::format("unreadable slice skipped: {}", s.volume->location(jobs[j].z)));
+    };
+    for (Source& s : sources_) {
+      const std::vector<std::int64_t> used(s.used.begin(), s.used.end());
+      const int k = s.spec.step;
+      std::map<std::int64_t, AlignmentFeatures> available;
+      for (std::size_t c0 = 0; c0 < used.size(); c0 += chunk) {
+        const std::size_t n = std::min(chunk, used.size() - c0);
+        std::vector<std::optional<AlignmentFeatures>> features(n);
+        std::vector<std::optional<Histogram>> hist(n);
+        tbb::parallel_for(std::size_t{0}, n, [&](std::size_t i) {
+          guarded([&] {
+            const std::int64_t z = used[c0 + i];
+            try {
+              const cv::Mat slice = s.volume->read_slice(z);
+              hist[i] = histogram_of(slice, /*ignore_zero=*/true);
+              features[i] = prepare_alignment(slice, spec_.align);
+            } catch (const Error& e) {
+              if (!opt_.skip_bad_slices || !is_data_error(e)) throw;
+            }
+            progress.tick();
+          });
+        });
+        if (first_error) throw *first_error;
+        for (std::size_t i = 0; i < n; ++i) {
+          const std::int64_t z = used[c0 + i];
+          if (!hist[i]) {
+            s.bad.insert(z);
+            warn(fmt::format("unreadable slice skipped: {}", s.volume->location(z)));
+            continue;
+          }
+          s.histograms[z] = *hist[i];
+          available[z] = std::move(*features[i]);
+        }
+        std::vector<std::int64_t> pairs;
+        for (const auto& [z, f] : available) {
+          if (available.count(z + k) && !s.forward.count(z)) pairs.push_back(z);
+        }
+        std::vector<Shift> shifts(pairs.size());
+        tbb::parallel_for(std::size_t{0}, pairs.size(), [&](std::size_t i) {
+          guarded([&] { shifts[i] = estimate_shift(available.at(pairs[i]), available.at(pairs[i] + k), spec_.align); });
+        });
+        if (first_error) throw *first_error;
+        for (std::size_t i = 0; i < pairs.size(); ++i) s.forward[pairs[i]] = shifts[i];
+        const std::int64_t last = used[c0 + n - 1];
+        for (auto it = available.begin(); it != available.end();) it = it->first + k <= last ? available.erase(it) : std::next(it);
+        if (interrupt_requested()) throw Error(ErrorKind::kAborted, "interrupted before any shard was written", dir_.string());
       }
-      if (hist[j]) s.histograms[jobs[j].z] = *hist[j];
-      if (shift[j]) s.forward[jobs[j].z] = *shift[j];
     }
+    progress.finish();
     for (Source& s : sources_) {
       if (!spec_.histogram_matching) continue;
       // Reference: evenly spaced readable slices, outliers (defective slices) dropped.
@@ -453,30 +543,42 @@ class Builder {
     return result;
   }
 
-  void save_state(std::size_t next_triplet, std::size_t next_tile) {
+  /// Records the resume point; `shards`, `rejected` counts and byte length are
+  /// those at the cut of the shard just written.
+  void save_state(std::size_t next_triplet, std::size_t next_tile, const std::map<std::string, std::int64_t>& rejected,
+                  std::int64_t candidates, std::uintmax_t rejected_bytes) {
     json state{{"spec_sha256", spec_hash_}, {"next_triplet", next_triplet}, {"next_tile", next_tile}, {"shards", shards_},
-               {"candidates", summary_.candidates}, {"rejected", summary_.rejected}, {"rejected_bytes", rejected_bytes_}};
+               {"candidates", candidates}, {"rejected", rejected}, {"rejected_bytes", rejected_bytes}};
     write_file_atomic(dir_ / kStateFile, state.dump(1) + "\n");
   }
 
-  void flush_shard(std::vector<TripletSample>& pending) {
-    const std::string name = shard_file_name(static_cast<std::int64_t>(shards_.size()));
-    const fs::path path = dir_ / name;
-    ShardAttributes attr;
-    attr.tile_size = spec_.tile_size;
-    attr.spec = resolved_spec_;
-    attr.version = opt_.version;
-    attr.command = opt_.command;
-    attr.compress = spec_.compress;
-    write_shard(path.string(), pending, attr);
-    written_this_run_.push_back(path);
-    shards_.push_back(json{{"file", name}, {"count", pending.size()}, {"sha256", sha256_file(path)}});
+  /// Hands the pending samples to the writer thread with the resume point
+  /// that holds once they are on disk.
+  void submit_shard(AsyncShardWriter& writer, std::vector<TripletSample>& pending, std::size_t next_triplet, std::size_t next_tile) {
+    const std::string name = shard_file_name(submitted_shards_++);
+    auto samples = std::make_shared<std::vector<TripletSample>>(std::move(pending));
     pending.clear();
+    const auto rejected = summary_.rejected;
+    const auto candidates = summary_.candidates;
+    const auto rejected_bytes = rejected_bytes_;
+    writer.submit([this, name, samples, rejected, candidates, rejected_bytes, next_triplet, next_tile] {
+      const fs::path path = dir_ / name;
+      ShardAttributes attr;
+      attr.tile_size = spec_.tile_size;
+      attr.spec = resolved_spec_;
+      attr.version = opt_.version;
+      attr.command = opt_.command;
+      attr.compress = spec_.compress;
+      write_shard(path.string(), *samples, attr);
+      written_this_run_.push_back(path);
+      shards_.push_back(json{{"file", name}, {"count", samples->size()}, {"sha256", sha256_file(path)}});
+      if (next_triplet < triplets_.size() || next_tile > 0) save_state(next_triplet, next_tile, rejected, candidates, rejected_bytes);
+    });
   }
 
   void build_triplets() {
     const std::size_t threads = static_cast<std::size_t>(std::max(1, tbb::this_task_arena::max_concurrency()));
-    const std::size_t tokens = 2 * threads;
+    const std::size_t tokens = 3 * threads;
     SliceCache cache(sources_, 3 * tokens + 4);
     std::ofstream rejected(dir_ / kRejectedPartial, std::ios::binary | std::ios::app);
     if (!rejected) throw Error(ErrorKind::kIo, "cannot append to " + std::string(kRejectedPartial), dir_.string());
@@ -486,6 +588,8 @@ class Builder {
     Progress progress("triplet-build: tiling", static_cast<std::int64_t>(triplets_.size()), "triplets", opt_.quiet);
     progress.tick(static_cast<std::int64_t>(next_triplet_));
     std::int64_t shards_this_run = 0;
+    submitted_shards_ = static_cast<std::int64_t>(shards_.size());
+    AsyncShardWriter writer(2);
 
     tbb::parallel_pipeline(
         tokens,
@@ -518,9 +622,8 @@ class Builder {
                 }
                 if (pending.size() == static_cast<std::size_t>(spec_.shard_size)) {
                   rejected.flush();
-                  flush_shard(pending);
                   // Resume point: the tile after this one.
-                  save_state(t + 1 < r.tiles.size() ? r.index : r.index + 1, t + 1 < r.tiles.size() ? t + 1 : 0);
+                  submit_shard(writer, pending, t + 1 < r.tiles.size() ? r.index : r.index + 1, t + 1 < r.tiles.size() ? t + 1 : 0);
                   ++shards_this_run;
                   if (opt_.stop_after_shards >= 0 && shards_this_run >= opt_.stop_after_shards) {
                     stopped = true;
@@ -531,11 +634,12 @@ class Builder {
               progress.tick();
             }));
     rejected.close();
+    if (!(stopped || interrupt_requested()) && !pending.empty()) submit_shard(writer, pending, triplets_.size(), 0);
+    writer.drain();  // finished shards are on disk (and in the state) before we report anything
     if (stopped || interrupt_requested()) {
       throw Error(ErrorKind::kAborted,
                   fmt::format("interrupted after {} finished shard(s); rerun with --resume to finish", shards_.size()), dir_.string());
     }
-    if (!pending.empty()) flush_shard(pending);
     progress.finish();
     finish();
   }
@@ -591,6 +695,7 @@ class Builder {
   std::string spec_hash_, resolved_spec_;
   json shards_ = json::array();
   std::size_t next_triplet_ = 0, next_tile_ = 0;
+  std::int64_t submitted_shards_ = 0;
   std::uintmax_t rejected_bytes_ = 0;
   bool resumed_ = false, created_partial_ = false;
   std::vector<fs::path> written_this_run_;

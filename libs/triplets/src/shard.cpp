@@ -46,22 +46,20 @@ void write_shard(const std::string& path, const std::vector<TripletSample>& samp
       if (attr.compress && n > 0) H5Pset_deflate(dcpl.get(), 4);
       h5::Handle d(H5Dcreate2(file.get(), "triplets", H5T_STD_U8LE, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT));
       if (!d.valid()) throw Error(ErrorKind::kIo, "cannot create /triplets", path);
-      std::vector<std::uint8_t> buf(3 * t * t);
+      // One contiguous buffer and one H5Dwrite: HDF5 splits it into chunks.
+      std::vector<std::uint8_t> buf(n * 3 * t * t);
       for (hsize_t i = 0; i < n; ++i) {
         for (int s = 0; s < 3; ++s) {
           const cv::Mat& m = samples[i].slices[static_cast<std::size_t>(s)];
           if (m.type() != CV_8UC1 || m.rows != attr.tile_size || m.cols != attr.tile_size) {
             throw Error(ErrorKind::kInvalidArgument, fmt::format("sample {} slice {} is not a {}x{} uint8 tile", i, s, t, t), path);
           }
-          for (int r = 0; r < m.rows; ++r) std::memcpy(buf.data() + (s * t + static_cast<hsize_t>(r)) * t, m.ptr(r), t);
+          std::uint8_t* dst = buf.data() + ((i * 3 + static_cast<hsize_t>(s)) * t) * t;
+          for (int r = 0; r < m.rows; ++r) std::memcpy(dst + static_cast<hsize_t>(r) * t, m.ptr(r), t);
         }
-        h5::Handle fspace(H5Dget_space(d.get()));
-        const hsize_t start[4] = {i, 0, 0, 0}, count[4] = {1, 3, t, t};
-        H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start, nullptr, count, nullptr);
-        h5::Handle mspace(H5Screate_simple(4, count, nullptr));
-        if (H5Dwrite(d.get(), H5T_NATIVE_UINT8, mspace.get(), fspace.get(), H5P_DEFAULT, buf.data()) < 0) {
-          throw Error(ErrorKind::kIo, "cannot write triplet (disk full?)", path);
-        }
+      }
+      if (n > 0 && H5Dwrite(d.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()) < 0) {
+        throw Error(ErrorKind::kIo, "cannot write triplets (disk full?)", path);
       }
     }
     // /meta

@@ -2,6 +2,12 @@
 // Rigid alignment of one slice onto another by template matching
 // (normalised cross-correlation, cv::matchTemplate TM_CCOEFF_NORMED),
 // coarse-to-fine with sub-pixel peak refinement.
+//
+// Coarse: whole slices downsampled by `coarse_factor` (area averaging), search
+// +-radius/f. Fine: the central `fine_window` px (Gaussian-smoothed against
+// pixel noise) at full resolution, +-f px around the coarse estimate.
+// Each slice's features are computed once (prepare_alignment) and reused for
+// both pairs it belongs to.
 #include <opencv2/core.hpp>
 
 namespace emt::triplets {
@@ -15,13 +21,25 @@ struct Shift {
 };
 
 struct AlignOptions {
-  int search_radius = 16;  ///< largest |dy|, |dx| searched, px
-  int coarse_factor = 4;   ///< coarse search on images downsampled by this (1 = full resolution only)
-  int fine_window = 1024;  ///< side of the central region used for the full-resolution refinement
-  double smooth_sigma = 1.0;  ///< Gaussian pre-smoothing against pixel noise
+  int search_radius = 16;     ///< largest |dy|, |dx| searched, px
+  int coarse_factor = 4;      ///< coarse search on images downsampled by this (1 = full resolution only)
+  int fine_window = 512;      ///< side of the central region used for the full-resolution refinement
+  double smooth_sigma = 1.0;  ///< Gaussian pre-smoothing of the fine region
 };
 
-/// Estimates the shift of `moving` relative to `reference` (same size, CV_8UC1).
+/// What alignment needs of one slice; computed once per slice.
+struct AlignmentFeatures {
+  cv::Mat coarse;       ///< CV_32F, downsampled (empty when no coarse level)
+  cv::Mat fine;         ///< CV_32F, smoothed central crop
+  cv::Point fine_origin;  ///< where `fine` starts in the slice
+  cv::Size slice_size;
+};
+
+[[nodiscard]] AlignmentFeatures prepare_alignment(const cv::Mat& slice, const AlignOptions& options);
+/// Shift aligning the `moving` slice onto the `reference` slice.
+[[nodiscard]] Shift estimate_shift(const AlignmentFeatures& reference, const AlignmentFeatures& moving,
+                                   const AlignOptions& options);
+/// Convenience: prepares both (CV_8UC1, same size) and estimates.
 /// Throws kInvalidArgument when the images are too small for the radius.
 [[nodiscard]] Shift estimate_shift(const cv::Mat& reference, const cv::Mat& moving, const AlignOptions& options = {});
 

@@ -62,8 +62,8 @@ struct TileDecision {
 /// Evaluates the filters on three aligned CV_8UC1 tiles of equal size.
 [[nodiscard]] TileDecision evaluate_tile(const std::array<cv::Mat, 3>& tiles, const FilterOptions& options);
 
-/// Sharpness used by the blur filter (variance of the Laplacian after a
-/// Gaussian of sigma 1, so pixel noise does not dominate).
+/// Sharpness used by the blur filter: variance of the Laplacian after a
+/// Gaussian of sigma 1 (7x7, 8-bit), so pixel noise does not dominate.
 [[nodiscard]] double sharpness(const cv::Mat& tile);
 /// Normalised cross-correlation of two equal-size images (0 when either is flat).
 [[nodiscard]] double ncc(const cv::Mat& a, const cv::Mat& b);
