@@ -335,6 +335,11 @@ class Builder {
         fs::remove(e.path());
       }
     }
+    // Splits and materialized partitions describe the old shards: drop them.
+    for (const char* derived : {"splits", "train", "val", "test"}) {
+      const fs::path p = dir_ / derived;
+      if (fs::is_directory(p) && (std::string(derived) == "splits" || fs::exists(p / kManifestFile))) fs::remove_all(p);
+    }
     write_file_atomic(dir_ / kRejectedPartial, kRejectedHeader);
     rejected_bytes_ = std::string(kRejectedHeader).size();
     created_partial_ = true;

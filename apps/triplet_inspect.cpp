@@ -1,0 +1,52 @@
+// triplet-inspect: summary, montages and verification of a shard directory.
+#include <iostream>
+
+#include <opencv2/imgcodecs.hpp>
+
+#include "emt/common/atomic_file.hpp"
+#include "emt/common/cli.hpp"
+#include "emt/common/error.hpp"
+#include "emt/triplets/inspect.hpp"
+
+int main(int argc, char** argv) {
+  return emt::run_tool(
+      "triplet-inspect", "summary, montages and checksum verification of a triplet-build output",
+      "triplet-inspect DIR [--montage OUT.png [--rejected] [--rows N]] [--verify] [--json]", argc, argv, [&](emt::Cli& cli) {
+        namespace po = emt::po;
+        cli.options().add_options()
+            ("dir", po::value<std::string>(), "triplet-build output directory")
+            ("montage", po::value<std::string>(), "write a PNG grid of triplets (slice 0 | 1 | 2 per row, captioned)")
+            ("rejected", po::bool_switch(), "montage of rejected tiles re-read from the sources, with reason and value")
+            ("rows", po::value<int>()->default_value(8), "rows in the montage")
+            ("verify", po::bool_switch(), "recompute every shard's SHA-256 and check the schema; exit 1 on any mismatch");
+        cli.positional("dir", 1);
+        if (!cli.parse()) return 0;
+        const auto dir = cli.get<std::string>("dir");
+        if (cli.get<bool>("verify")) {
+          const auto problems = emt::triplets::verify_directory(dir);
+          for (const auto& p : problems) std::cerr << "triplet-inspect: " << p << "\n";
+          if (!problems.empty()) {
+            throw emt::Error(emt::ErrorKind::kDataLoss, std::to_string(problems.size()) + " problem(s) found", dir);
+          }
+          cli.info("verified: every shard matches the manifest");
+        }
+        if (auto out = cli.get_optional<std::string>("montage")) {
+          emt::triplets::MontageOptions mo;
+          mo.rejected = cli.get<bool>("rejected");
+          mo.max_rows = cli.get<int>("rows");
+          if (mo.max_rows < 1) throw emt::Error(emt::ErrorKind::kInvalidArgument, "--rows must be at least 1");
+          const cv::Mat image = emt::triplets::montage(dir, mo);
+          std::vector<unsigned char> png;
+          cv::imencode(".png", image, png);
+          emt::write_file_atomic(*out, std::string(png.begin(), png.end()));
+          cli.info("montage: " + *out);
+        }
+        const auto summary = emt::triplets::summarize(dir);
+        if (cli.common().json) {
+          std::cout << summary.dump() << std::endl;
+        } else if (!cli.common().quiet) {
+          std::cout << emt::triplets::format_summary(summary);
+        }
+        return 0;
+      });
+}

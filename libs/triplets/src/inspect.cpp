@@ -1,0 +1,305 @@
+#include "emt/triplets/inspect.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "emt/common/atomic_file.hpp"
+#include "emt/common/error.hpp"
+#include "emt/common/sha256.hpp"
+#include "emt/emio/slice_source.hpp"
+#include "emt/triplets/build.hpp"
+#include "emt/triplets/shard.hpp"
+#include "emt/triplets/split.hpp"
+
+namespace emt::triplets {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+json load_manifest(const std::string& dir) {
+  const fs::path p = fs::path(dir) / kManifestFile;
+  if (!fs::exists(p)) throw Error(ErrorKind::kNotFound, "no manifest.json: not a finished triplet-build output", dir);
+  try {
+    return json::parse(read_file(p));
+  } catch (const json::exception& e) {
+    throw Error(ErrorKind::kDataLoss, std::string("manifest is not valid JSON: ") + e.what(), p.string());
+  }
+}
+
+/// Partition of each (shard, index), from DIR/splits when present.
+std::map<std::pair<std::string, std::int64_t>, std::string> load_partitions(const std::string& dir) {
+  std::map<std::pair<std::string, std::int64_t>, std::string> out;
+  for (const char* name : kPartitionNames) {
+    const fs::path p = fs::path(dir) / "splits" / (std::string(name) + ".txt");
+    if (!fs::exists(p)) continue;
+    std::istringstream in(read_file(p));
+    std::string file;
+    std::int64_t index;
+    while (in >> file >> index) out[{file, index}] = name;
+  }
+  return out;
+}
+
+json distribution(std::vector<double> v, int bins) {
+  json j;
+  j["n"] = v.size();
+  if (v.empty()) return j;
+  std::sort(v.begin(), v.end());
+  auto q = [&](double p) { return v[static_cast<std::size_t>(p * static_cast<double>(v.size() - 1))]; };
+  j["min"] = v.front();
+  j["p05"] = q(0.05);
+  j["median"] = q(0.5);
+  j["p95"] = q(0.95);
+  j["max"] = v.back();
+  const double lo = v.front(), hi = v.back() > v.front() ? v.back() : v.front() + 1;
+  std::vector<std::int64_t> counts(static_cast<std::size_t>(bins), 0);
+  for (double x : v) ++counts[std::min<std::size_t>(static_cast<std::size_t>((x - lo) / (hi - lo) * bins), static_cast<std::size_t>(bins - 1))];
+  j["bins"] = {{"lo", lo}, {"hi", hi}, {"counts", counts}};
+  return j;
+}
+
+}  // namespace
+
+json summarize(const std::string& dir) {
+  const json manifest = load_manifest(dir);
+  const auto partitions = load_partitions(dir);
+  std::map<std::string, std::map<std::string, std::int64_t>> per_source;
+  std::vector<double> shift, ncc, sharp;
+  for (const auto& s : manifest.at("shards")) {
+    const std::string file = s.at("file").get<std::string>();
+    const ShardReader reader((fs::path(dir) / file).string());
+    const auto meta = reader.read_meta();
+    for (std::size_t i = 0; i < meta.size(); ++i) {
+      const auto it = partitions.find({file, static_cast<std::int64_t>(i)});
+      ++per_source[meta[i].source][it == partitions.end() ? (partitions.empty() ? "all" : "unassigned") : it->second];
+      shift.push_back(std::hypot(meta[i].shift[0], meta[i].shift[1]));
+      shift.push_back(std::hypot(meta[i].shift[2], meta[i].shift[3]));
+      ncc.push_back(std::min(meta[i].ncc[0], meta[i].ncc[1]));
+      sharp.push_back(meta[i].sharpness[1]);
+    }
+  }
+  json j;
+  j["dir"] = dir;
+  j["triplets"] = manifest.at("totals").value("accepted", 0);
+  j["candidates"] = manifest.at("totals").value("candidates", 0);
+  j["rejected"] = manifest.value("rejected", json::object());
+  j["per_source"] = per_source;
+  j["shift_px"] = distribution(shift, 10);
+  j["min_ncc"] = distribution(ncc, 10);
+  j["sharpness_middle"] = distribution(sharp, 10);
+  return j;
+}
+
+std::string format_summary(const json& j) {
+  std::string out = fmt::format("{}: {} triplets accepted of {} candidates\n", j.at("dir").get<std::string>(),
+                                j.at("triplets").get<std::int64_t>(), j.at("candidates").get<std::int64_t>());
+  out += "per source and partition:\n";
+  for (const auto& [source, parts] : j.at("per_source").items()) {
+    out += "  " + source + ":";
+    for (const auto& [p, n] : parts.items()) out += fmt::format(" {} {}", p, n.get<std::int64_t>());
+    out += "\n";
+  }
+  out += "rejected:\n";
+  for (const auto& [reason, n] : j.at("rejected").items()) out += fmt::format("  {:<12} {}\n", reason, n.get<std::int64_t>());
+  for (const char* key : {"shift_px", "min_ncc", "sharpness_middle"}) {
+    const json& d = j.at(key);
+    if (d.at("n").get<std::int64_t>() == 0) continue;
+    out += fmt::format("{} (n {}, median {:.3g}, 5-95% {:.3g}..{:.3g}):\n", key, d.at("n").get<std::int64_t>(),
+                       d.at("median").get<double>(), d.at("p05").get<double>(), d.at("p95").get<double>());
+    const auto& counts = d.at("bins").at("counts");
+    const double lo = d.at("bins").at("lo").get<double>(), hi = d.at("bins").at("hi").get<double>();
+    std::int64_t most = 1;
+    for (const auto& c : counts) most = std::max(most, c.get<std::int64_t>());
+    for (std::size_t b = 0; b < counts.size(); ++b) {
+      const auto c = counts[b].get<std::int64_t>();
+      out += fmt::format("  {:>9.3g} | {:<40} {}\n", lo + (hi - lo) * static_cast<double>(b) / static_cast<double>(counts.size()),
+                         std::string(static_cast<std::size_t>(40 * c / most), '#'), c);
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> verify_directory(const std::string& dir) {
+  std::vector<std::string> problems;
+  const json manifest = load_manifest(dir);
+  std::int64_t total = 0;
+  for (const auto& s : manifest.at("shards")) {
+    const std::string file = s.at("file").get<std::string>();
+    const fs::path p = fs::path(dir) / file;
+    if (!fs::exists(p)) {
+      problems.push_back(file + ": missing");
+      continue;
+    }
+    if (sha256_file(p) != s.at("sha256").get<std::string>()) problems.push_back(file + ": SHA-256 does not match the manifest");
+    try {
+      const ShardReader r(p.string());
+      if (r.size() != s.at("count").get<std::int64_t>()) problems.push_back(file + ": count differs from the manifest");
+      if (r.tile_size() != manifest.value("tile_size", r.tile_size())) problems.push_back(file + ": tile size differs from the manifest");
+      (void)r.read_meta();
+      total += r.size();
+    } catch (const Error& e) {
+      problems.push_back(file + ": " + e.message());
+    }
+  }
+  if (total != manifest.at("totals").value("accepted", total)) problems.push_back("manifest totals.accepted differs from the shards' counts");
+  return problems;
+}
+
+namespace {
+
+cv::Mat caption_row(const std::array<cv::Mat, 3>& tiles, int cell, const std::string& caption, bool rejected) {
+  const int bar = 22;
+  cv::Mat row(cell + bar, 3 * cell + 4, CV_8UC3, cv::Scalar(255, 255, 255));
+  for (int k = 0; k < 3; ++k) {
+    cv::Mat small, colour;
+    cv::resize(tiles[static_cast<std::size_t>(k)], small, cv::Size(cell, cell), 0, 0, cv::INTER_AREA);
+    cv::cvtColor(small, colour, cv::COLOR_GRAY2BGR);
+    colour.copyTo(row(cv::Rect(k * (cell + 2), bar, cell, cell)));
+  }
+  cv::putText(row, caption, cv::Point(4, 16), cv::FONT_HERSHEY_SIMPLEX, 0.45, rejected ? cv::Scalar(0, 0, 200) : cv::Scalar(0, 0, 0), 1,
+              cv::LINE_AA);
+  return row;
+}
+
+}  // namespace
+
+cv::Mat montage(const std::string& dir, const MontageOptions& o) {
+  const json manifest = load_manifest(dir);
+  std::vector<cv::Mat> rows;
+  if (!o.rejected) {
+    const auto samples = read_shard_directory(dir, /*verify_checksums=*/false);
+    if (samples.empty()) throw Error(ErrorKind::kInvalidData, "no accepted triplets to show", dir);
+    const std::size_t n = std::min<std::size_t>(samples.size(), static_cast<std::size_t>(o.max_rows));
+    std::map<std::string, std::unique_ptr<ShardReader>> readers;
+    for (std::size_t i = 0; i < n; ++i) {
+      const SampleRef& s = samples[n == 1 ? 0 : i * (samples.size() - 1) / (n - 1)];
+      auto& r = readers[s.shard];
+      if (!r) r = std::make_unique<ShardReader>((fs::path(dir) / s.shard).string());
+      const TripletSample t = r->read(s.index);
+      rows.push_back(caption_row(t.slices, o.cell, fmt::format("{} z={} y={} x={}  ncc {:.2f}/{:.2f}", s.source, s.z, s.y, s.x, t.ncc[0], t.ncc[1]), false));
+    }
+  } else {
+    // Rejected tiles, re-read from the sources (unaligned: at the tile origin in each slice).
+    std::istringstream csv(read_file(fs::path(dir) / kRejectedFile));
+    std::string line;
+    std::getline(csv, line);
+    std::vector<std::vector<std::string>> rejected;
+    while (std::getline(csv, line)) {
+      std::vector<std::string> f;
+      std::stringstream ss(line);
+      for (std::string item; std::getline(ss, item, ',');) f.push_back(item);
+      if (f.size() == 7 && f[4] != "bad_slice") rejected.push_back(f);
+    }
+    if (rejected.empty()) throw Error(ErrorKind::kInvalidData, "no rejected tiles to show", dir);
+    std::map<std::string, std::unique_ptr<emio::SliceSource>> sources;
+    std::map<std::string, int> steps;
+    for (const auto& s : manifest.at("sources")) {
+      steps[s.at("id").get<std::string>()] = s.value("step", 1);
+      sources[s.at("id").get<std::string>()] = emio::open_source(s.at("path").get<std::string>(), {}, s.value("dataset", std::string("volumes/raw")));
+    }
+    const int T = manifest.value("tile_size", 512);
+    // Spread over reasons: round-robin through the reasons present.
+    std::map<std::string, std::vector<std::size_t>> by_reason;
+    for (std::size_t i = 0; i < rejected.size(); ++i) by_reason[rejected[i][4]].push_back(i);
+    std::vector<std::size_t> chosen;
+    for (std::size_t round = 0; chosen.size() < static_cast<std::size_t>(o.max_rows); ++round) {
+      bool any = false;
+      for (auto& [reason, list] : by_reason) {
+        if (round < list.size() && chosen.size() < static_cast<std::size_t>(o.max_rows)) {
+          chosen.push_back(list[round]);
+          any = true;
+        }
+      }
+      if (!any) break;
+    }
+    for (std::size_t i : chosen) {
+      const auto& f = rejected[i];
+      const auto& src = sources.at(f[0]);
+      const std::int64_t z = std::stoll(f[1]), y = std::stoll(f[2]), x = std::stoll(f[3]);
+      const int k = steps[f[0]];
+      const cv::Rect rect = cv::Rect(static_cast<int>(x), static_cast<int>(y), T, T) &
+                            cv::Rect(0, 0, static_cast<int>(src->shape().width), static_cast<int>(src->shape().height));
+      std::array<cv::Mat, 3> tiles;
+      for (int s = 0; s < 3; ++s) tiles[static_cast<std::size_t>(s)] = src->read_slice(z + (s - 1) * k)(rect).clone();
+      rows.push_back(caption_row(tiles, o.cell, fmt::format("{} z={} y={} x={}  {} {} (thr {})", f[0], z, y, x, f[4], f[5], f[6]), true));
+    }
+  }
+  cv::Mat out;
+  cv::vconcat(rows, out);
+  return out;
+}
+
+std::int64_t export_triplets(const std::string& dir, const std::string& out, const ExportOptions& o) {
+  const auto samples = read_shard_directory(dir, /*verify_checksums=*/true);
+  const auto partitions = load_partitions(dir);
+  const fs::path final_dir(out), tmp(out + ".tmp");
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  ensure_writable_directory(tmp);
+  std::map<std::string, std::string> lists;  // partition -> list text
+  std::map<std::string, std::unique_ptr<ShardReader>> readers;
+  std::map<std::string, int> shard_number;
+  for (const SampleRef& s : samples) {
+    const auto it = partitions.find({s.shard, s.index});
+    const std::string part = it != partitions.end() ? it->second : (partitions.empty() ? "train" : "");
+    if (part.empty()) continue;  // dropped by the split's guard bands
+    auto& r = readers[s.shard];
+    if (!r) {
+      r = std::make_unique<ShardReader>((fs::path(dir) / s.shard).string());
+      shard_number[s.shard] = static_cast<int>(shard_number.size()) + 1;
+    }
+    const TripletSample t = r->read(s.index);
+    std::array<cv::Mat, 3> images;
+    for (int k = 0; k < 3; ++k) {
+      if (o.rgb) {
+        cv::cvtColor(t.slices[static_cast<std::size_t>(k)], images[static_cast<std::size_t>(k)], cv::COLOR_GRAY2BGR);
+      } else {
+        images[static_cast<std::size_t>(k)] = t.slices[static_cast<std::size_t>(k)];
+      }
+    }
+    std::vector<fs::path> files;
+    if (o.format == ExportFormat::kVimeo) {
+      const std::string seq = fmt::format("{:05d}/{:04d}", shard_number[s.shard], s.index + 1);
+      const fs::path d = tmp / "sequences" / seq;
+      fs::create_directories(d);
+      files = {d / "im1.png", d / "im2.png", d / "im3.png"};
+      lists[part] += seq + "\n";
+    } else {
+      const fs::path d = tmp / part;
+      fs::create_directories(d);
+      for (int k = 1; k <= 3; ++k) files.push_back(d / fmt::format("{}_{}_{}_{}_{}.png", s.source, s.z, s.y, s.x, k));
+    }
+    for (int k = 0; k < 3; ++k) {
+      if (!cv::imwrite(files[static_cast<std::size_t>(k)].string(), images[static_cast<std::size_t>(k)])) {
+        throw Error(ErrorKind::kIo, "cannot write image", files[static_cast<std::size_t>(k)].string());
+      }
+    }
+  }
+  if (o.format == ExportFormat::kVimeo) {
+    write_file_atomic(tmp / "tri_trainlist.txt", lists["train"]);
+    write_file_atomic(tmp / "tri_vallist.txt", lists["val"]);
+    write_file_atomic(tmp / "tri_testlist.txt", lists["test"]);
+  }
+  fs::remove_all(final_dir, ec);
+  fs::rename(tmp, final_dir, ec);
+  if (ec) throw Error(ErrorKind::kIo, "cannot rename into place: " + ec.message(), final_dir.string());
+  std::int64_t n = 0;
+  for (const auto& [p, text] : lists) n += std::count(text.begin(), text.end(), '\n');
+  if (o.format == ExportFormat::kPngFlat) {
+    n = 0;
+    for (const auto& e : fs::recursive_directory_iterator(final_dir)) n += e.is_regular_file();
+    n /= 3;
+  }
+  return n;
+}
+
+}  // namespace emt::triplets
