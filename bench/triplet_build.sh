@@ -43,9 +43,12 @@ print(json.dumps({"case": "triplet_build", "impl": name, "size": size, "threads"
                   "peak_rss_mb": int(rss) / 1024, "cpu_percent": int(cpu), "blas": blas}))
 PY
 }
-rm -rf "$WORK/cpp" "$WORK/py"
-CPP=$(run cpp "$BIN/triplet-build" --config "$WORK/spec.ini" --out "$WORK/cpp" --threads "$THREADS" --quiet --json --force)
-PY=$(run python /usr/bin/python3 bench/reference/triplet_build_ref.py "$WORK/volume.h5" "$WORK/py" --radius 16 --min-ncc 0.5)
+REPEATS=${REPEATS:-3}
+median() {  # JSON lines on stdin -> the line with the median "seconds"
+  /usr/bin/python3 -c "import json,sys; r=sorted((json.loads(l) for l in sys.stdin if l.strip()), key=lambda j: j['seconds']); m=r[len(r)//2]; m['repeats']=len(r); m['seconds_all']=[j['seconds'] for j in r]; print(json.dumps(m))"
+}
+CPP=$(for i in $(seq "$REPEATS"); do rm -rf "$WORK/cpp"; run cpp "$BIN/triplet-build" --config "$WORK/spec.ini" --out "$WORK/cpp" --threads "$THREADS" --quiet --json --force; done | median)
+PY=$(for i in $(seq "$REPEATS"); do rm -rf "$WORK/py"; run python /usr/bin/python3 bench/reference/triplet_build_ref.py "$WORK/volume.h5" "$WORK/py" --radius 16 --min-ncc 0.5; done | median)
 echo "$CPP"
 echo "$PY"
 /usr/bin/python3 -c "

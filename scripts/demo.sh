@@ -22,10 +22,20 @@ sed "s|^path = out/demo/phantom.h5|path = $OUT/phantom.h5|" data_specs/phantom.i
 "$BIN/triplet-build" --config "$OUT/phantom.ini" --out "$OUT/phantom_triplets" --force
 echo "phantom shards: $OUT/phantom_triplets (manifest.json, rejected.csv)"
 
+step "3. triplet-split: 3:1:1 without slices shared across partitions; a look at the data"
+"$BIN/triplet-split" "$OUT/phantom_triplets" --seed 0
+"$BIN/triplet-inspect" "$OUT/phantom_triplets" --montage "$OUT/phantom_accepted.png" --rows 6
+"$BIN/triplet-inspect" "$OUT/phantom_triplets" --montage "$OUT/phantom_rejected.png" --rejected --rows 6 --quiet
+echo "splits: $OUT/phantom_triplets/splits; montages: $OUT/phantom_accepted.png, $OUT/phantom_rejected.png"
+
 if [[ -d ../shared/data/isbi2012 ]]; then
-  step "3. triplet-build on the real ISBI 2012 ssTEM stack"
+  step "4. the same on the real ISBI 2012 ssTEM stack"
   "$BIN/triplet-build" --config data_specs/isbi2012.ini --out "$OUT/isbi_triplets" --force
-  echo "ISBI shards: $OUT/isbi_triplets"
+  "$BIN/triplet-split" "$OUT/isbi_triplets"
+  "$BIN/triplet-inspect" "$OUT/isbi_triplets" --montage "$OUT/isbi_accepted.png" --rows 6 --quiet
+  "$BIN/triplet-inspect" "$OUT/isbi_triplets" --montage "$OUT/isbi_rejected.png" --rejected --rows 6 --quiet
+  "$BIN/triplet-export" "$OUT/isbi_triplets" --format vimeo --out "$OUT/isbi_vimeo"
+  echo "ISBI shards: $OUT/isbi_triplets; montages: $OUT/isbi_accepted.png, $OUT/isbi_rejected.png; Vimeo layout: $OUT/isbi_vimeo"
 else
   echo "skipping the real-data build: ../shared/data/isbi2012 is absent" >&2
 fi
