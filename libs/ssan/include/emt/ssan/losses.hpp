@@ -1,0 +1,69 @@
+#pragma once
+// SSAN's training losses (PAPER_NOTES.md, "Training"):
+//   total = w_bs * L_bs + w_f * L_f + w_1 * L_1
+//   L_1   Charbonnier: mean(sqrt((pred - gt)^2 + eps^2)), eps = 1e-6
+//   L_f   VGG16 features at relu1_2, relu2_2, relu3_3, relu4_3: mean squared
+//         difference per layer (normalised by C*H*W), summed over layers
+//   L_bs  style balance: sum over the three slices j of
+//         beta_j * sign(S(pred, I_j) - S(gt, I_j)) * S(pred, I_j), beta = (0.1, 1, 0.1),
+//         S = sum over layers of the squared Frobenius distance of Gram
+//         matrices normalised by C*H*W; the sign is a constant (no gradient).
+// Grey images enter VGG as three repeated channels, ImageNet-normalised.
+#include <array>
+#include <functional>
+#include <string>
+
+#include <torch/torch.h>
+
+#include "emt/ssan/config.hpp"
+
+namespace emt::ssan {
+
+[[nodiscard]] torch::Tensor charbonnier(const torch::Tensor& pred, const torch::Tensor& target, double eps = 1e-6);
+
+/// torchvision's vgg16().features up to relu4_3 (indices 0..22), same parameter names.
+class Vgg16FeaturesImpl : public torch::nn::Module {
+ public:
+  Vgg16FeaturesImpl();
+  /// Features at relu1_2, relu2_2, relu3_3, relu4_3 of a [B, 3, H, W] input (already normalised).
+  std::vector<torch::Tensor> forward(const torch::Tensor& x);
+  /// Copies weights from a TorchScript module saved from torchvision (docs/model.md);
+  /// throws emt::Error naming the file when it cannot be used.
+  void load_torchscript(const std::string& path);
+
+ private:
+  std::vector<std::pair<int, torch::nn::Conv2d>> convs_;
+};
+TORCH_MODULE(Vgg16Features);
+
+/// Gram matrices [B, C, C] normalised by C*H*W.
+[[nodiscard]] torch::Tensor gram(const torch::Tensor& features);
+/// Grey [B, 1, H, W] in [0, 1] -> VGG input (3 channels, ImageNet mean/std).
+[[nodiscard]] torch::Tensor to_vgg_input(const torch::Tensor& grey);
+
+struct LossTerms {
+  torch::Tensor total, charbonnier, feature, style_balance;
+};
+
+class SsanLoss {
+ public:
+  /// `warn` receives the loud warning when no VGG weights are available.
+  SsanLoss(const LossConfig& config, const std::function<void(const std::string&)>& warn);
+  /// pred, gt [B, 1, H, W]; outer [B, 2, H, W] (slices 0 and 2).
+  LossTerms operator()(const torch::Tensor& pred, const torch::Tensor& gt, const torch::Tensor& outer);
+  /// Where the VGG weights came from: "file:PATH", "random-fixed (no weights file)" or "disabled".
+  [[nodiscard]] const std::string& vgg_source() const { return vgg_source_; }
+  /// Style distance S(a, b) from precomputed features (exposed for tests).
+  [[nodiscard]] static torch::Tensor style_distance(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b);
+  /// The style-balance combination of S(pred, I_j) and S(gt, I_j) (exposed for tests).
+  [[nodiscard]] static torch::Tensor style_balance(const std::array<torch::Tensor, 3>& pred_to_slice,
+                                                   const std::array<torch::Tensor, 3>& gt_to_slice);
+  void to(torch::Device device);
+
+ private:
+  LossConfig config_;
+  Vgg16Features vgg_{nullptr};
+  std::string vgg_source_;
+};
+
+}  // namespace emt::ssan
