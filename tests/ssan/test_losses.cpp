@@ -110,3 +110,25 @@ TEST(Vgg16, LoadingErrorsNameTheFile) {
 }
 
 }  // namespace emt::ssan
+
+namespace emt::ssan {
+
+// torch::save writes a TorchScript archive, the same container as the
+// torch.jit.save file users make from torchvision (docs/model.md).
+TEST(Vgg16, LoadsWeightsFromATorchScriptArchive) {
+  const auto path = std::filesystem::temp_directory_path() / "emt_vgg_roundtrip.pt";
+  torch::manual_seed(11);
+  Vgg16Features source;
+  torch::save(source, path.string());
+  Vgg16Features target;
+  target->load_torchscript(path.string());
+  std::filesystem::remove(path);
+  const auto x = torch::rand({1, 3, 16, 16});
+  const auto a = source->forward(x), b = target->forward(x);
+  for (std::size_t j = 0; j < a.size(); ++j) EXPECT_TRUE(torch::equal(a[j], b[j]));
+  LossConfig c;
+  c.vgg_weights = "/no/file";
+  c.vgg_fallback = "disable";
+}
+
+}  // namespace emt::ssan

@@ -1,5 +1,8 @@
 #include "emt/ssan/attention.hpp"
 
+#include <ATen/Parallel.h>
+
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -25,19 +28,53 @@ AttentionKind parse_attention_kind(const std::string& name) {
   throw Error(ErrorKind::kInvalidArgument, "unknown attention variant '" + name + "' (expected none, kel, sa, isa or aal)");
 }
 
-torch::Tensor to_groups(const torch::Tensor& x, Range range, int64_t ph, int64_t pw) {
-  const int64_t b = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+GroupLayout GroupLayout::dense(int64_t b, int64_t h, int64_t w) { return {{b, 0, h * w}, {0, 1, 2}, 1}; }
+
+GroupLayout GroupLayout::level1(Range range, int64_t b, int64_t h, int64_t w, int64_t ph, int64_t pw) {
   TORCH_CHECK(ph > 0 && pw > 0 && h % ph == 0 && w % pw == 0, "group split ", ph, "x", pw, " does not divide ", h, "x", w);
-  const int64_t qh = h / ph, qw = w / pw;
-  const auto v = x.view({b, c, qh, ph, qw, pw});
-  if (range == Range::kLong) return v.permute({0, 3, 5, 1, 2, 4}).reshape({b * ph * pw, c, qh * qw});
-  return v.permute({0, 2, 4, 1, 3, 5}).reshape({b * qh * qw, c, ph * pw});
+  // dims: 0 B, 1 C, 2 qh, 3 ph, 4 qw, 5 pw
+  GroupLayout l{{b, 0, h / ph, ph, w / pw, pw}, {}, 3};
+  l.perm = range == Range::kLong ? std::vector<int64_t>{0, 3, 5, 1, 2, 4} : std::vector<int64_t>{0, 2, 4, 1, 3, 5};
+  return l;
+}
+
+GroupLayout GroupLayout::level2(Range range, int64_t b, int64_t h, int64_t w, int64_t ph, int64_t pw, int64_t ph2, int64_t pw2) {
+  TORCH_CHECK(ph > 0 && pw > 0 && ph2 > 0 && pw2 > 0 && h % (ph * ph2) == 0 && w % (pw * pw2) == 0, "group split ", ph, "x", pw,
+              " / ", ph2, "x", pw2, " does not divide ", h, "x", w);
+  // y = (iqh2 * ph2 + iph2) * ph + iph; dims: 0 B, 1 C, 2 qh2, 3 ph2, 4 ph, 5 qw2, 6 pw2, 7 pw
+  GroupLayout l{{b, 0, h / (ph * ph2), ph2, ph, w / (pw * pw2), pw2, pw}, {}, 5};
+  // Inside first-level long-range group (ph, pw): long = members (qh2, qw2), short = members (ph2, pw2).
+  l.perm = range == Range::kLong ? std::vector<int64_t>{0, 4, 7, 3, 6, 1, 2, 5} : std::vector<int64_t>{0, 4, 7, 2, 5, 1, 3, 6};
+  return l;
+}
+
+torch::Tensor GroupLayout::group(const torch::Tensor& x) const {
+  std::vector<int64_t> v = view;
+  v[1] = x.size(1);
+  const torch::Tensor p = x.reshape(v).permute(perm);
+  int64_t groups = 1, members = 1;
+  for (int64_t i = 0; i < channel_position; ++i) groups *= p.size(i);
+  for (int64_t i = channel_position + 1; i < p.dim(); ++i) members *= p.size(i);
+  return p.reshape({groups, x.size(1), members});
+}
+
+torch::Tensor GroupLayout::ungroup(const torch::Tensor& g, int64_t b, int64_t h, int64_t w) const {
+  std::vector<int64_t> v = view;
+  v[1] = g.size(1);
+  std::vector<int64_t> permuted(perm.size()), inverse(perm.size());
+  for (std::size_t i = 0; i < perm.size(); ++i) {
+    permuted[i] = v[static_cast<std::size_t>(perm[i])];
+    inverse[static_cast<std::size_t>(perm[i])] = static_cast<int64_t>(i);
+  }
+  return g.reshape(permuted).permute(inverse).reshape({b, g.size(1), h, w});
+}
+
+torch::Tensor to_groups(const torch::Tensor& x, Range range, int64_t ph, int64_t pw) {
+  return GroupLayout::level1(range, x.size(0), x.size(2), x.size(3), ph, pw).group(x);
 }
 
 torch::Tensor from_groups(const torch::Tensor& g, Range range, int64_t ph, int64_t pw, int64_t b, int64_t h, int64_t w) {
-  const int64_t c = g.size(1), qh = h / ph, qw = w / pw;
-  if (range == Range::kLong) return g.view({b, ph, pw, c, qh, qw}).permute({0, 3, 4, 1, 5, 2}).reshape({b, c, h, w});
-  return g.view({b, qh, qw, c, ph, pw}).permute({0, 3, 1, 4, 2, 5}).reshape({b, c, h, w});
+  return GroupLayout::level1(range, b, h, w, ph, pw).ungroup(g, b, h, w);
 }
 
 AttentionStepImpl::AttentionStepImpl(int64_t channels, int64_t reduction) {
@@ -53,20 +90,60 @@ AttentionStepImpl::AttentionStepImpl(int64_t channels, int64_t reduction) {
   scale_ = 1.0 / std::sqrt(static_cast<double>(channels) / 2.0);  // d = C / 2
 }
 
-torch::Tensor AttentionStepImpl::forward(const torch::Tensor& x, Range range, int64_t ph, int64_t pw) {
-  const int64_t b = x.size(0), h = x.size(2), w = x.size(3);
-  // 1x1 projections are position-wise: apply them before regrouping.
-  torch::Tensor f = wf->forward(x), g = wg->forward(x), v = wh->forward(x);
-  const bool dense = ph == 0 && pw == 0;
-  auto group = [&](const torch::Tensor& t) { return dense ? t.reshape({b, t.size(1), h * w}) : to_groups(t, range, ph, pw); };
-  f = group(f);
-  g = group(g);
-  v = group(v);
-  // A[i, j] = softmax over i of f_i . g_j: each output j gathers the positions i.
-  const torch::Tensor a = torch::softmax(torch::bmm(f.transpose(1, 2), g) * scale_, 1);
-  torch::Tensor out = torch::bmm(v, a);
-  out = dense ? out.reshape({b, out.size(1), h, w}) : from_groups(out, range, ph, pw, b, h, w);
-  return x + gamma * wv->forward(out);
+namespace {
+
+/// out = v softmax_i(g^T f) for every group, [G, C/k, Q] each (strided views allowed).
+torch::Tensor group_attention(const torch::Tensor& f, const torch::Tensor& g, const torch::Tensor& v) {
+  if (torch::GradMode::is_enabled()) {
+    // Training: plain batched ops, which autograd differentiates.
+    const torch::Tensor p = torch::softmax(torch::bmm(g.transpose(1, 2), f), 2);  // [G, Qj, Qi]
+    return torch::bmm(v, p.transpose(1, 2));
+  }
+  // Inference: groups in chunks whose score matrices stay in cache (about
+  // 1 MB), each chunk on one thread: scores are never written to memory whole.
+  const int64_t groups = f.size(0), q = f.size(2);
+  torch::Tensor out = torch::empty({groups, v.size(1), q}, v.options());
+  const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 20) / (q * q));
+  at::parallel_for(0, groups, chunk, [&](int64_t begin, int64_t end) {
+    for (int64_t b0 = begin; b0 < end; b0 += chunk) {
+      const int64_t b1 = std::min(end, b0 + chunk);
+      torch::Tensor s = torch::bmm(g.slice(0, b0, b1).transpose(1, 2), f.slice(0, b0, b1));
+      s = torch::softmax(s, 2);
+      torch::Tensor dst = out.slice(0, b0, b1);
+      at::bmm_out(dst, v.slice(0, b0, b1), s.transpose(1, 2));
+    }
+  });
+  return out;
+}
+
+/// A 1x1 convolution as one matrix product per image: [B, Cin, N] -> [B, Cout, N].
+torch::Tensor pointwise(const torch::Tensor& weight, const torch::Tensor& bias, const torch::Tensor& x) {
+  if (x.size(0) == 1) return torch::addmm(bias.view({-1, 1}), weight, x[0]).unsqueeze(0);
+  std::vector<torch::Tensor> out;
+  for (int64_t i = 0; i < x.size(0); ++i) out.push_back(torch::addmm(bias.view({-1, 1}), weight, x[i]));
+  return torch::stack(out);
+}
+
+}  // namespace
+
+torch::Tensor AttentionStepImpl::forward(const torch::Tensor& x, const GroupLayout& layout) {
+  const int64_t b = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+  const int64_t ck = wf->weight.size(0);
+  // The 1x1 projections run on the whole image as one large matrix product
+  // ([3 C/k, C] x [C, HW], much faster than one small product per group);
+  // Wf, Wg, Wh are stacked and the softmax scale is folded into Wg.
+  const torch::Tensor wqkv = torch::cat({wf->weight.view({ck, c}), wg->weight.view({ck, c}) * scale_, wh->weight.view({ck, c})}, 0);
+  const torch::Tensor bqkv = torch::cat({wf->bias, wg->bias * scale_, wh->bias}, 0);
+  const torch::Tensor qkv = pointwise(wqkv, bqkv, x.reshape({b, c, h * w})).view({b, 3 * ck, h, w});
+  // One regrouping copy of the projections; f, g, v are views into it.
+  const torch::Tensor grouped = layout.group(qkv);  // [G, 3 C/k, Q]
+  const torch::Tensor out = group_attention(grouped.narrow(1, 0, ck), grouped.narrow(1, ck, ck), grouped.narrow(1, 2 * ck, ck));
+  const torch::Tensor image = layout.ungroup(out, b, h, w).view({b, ck, h * w});
+  // Y = X + gamma (Wv out + bv), with the residual accumulated inside the product.
+  std::vector<torch::Tensor> ys;
+  const torch::Tensor gw = gamma * wv->weight.view({c, ck}), gb = (gamma * wv->bias).view({c, 1});
+  for (int64_t i = 0; i < b; ++i) ys.push_back(torch::addmm(x[i].reshape({c, h * w}), gw, image[i]) + gb);
+  return (b == 1 ? ys[0].unsqueeze(0) : torch::stack(ys)).view({b, c, h, w});
 }
 
 int64_t pad_size(int64_t n) { return (n + 3) / 4 * 4; }
@@ -124,14 +201,15 @@ GroupSplit min_cost_split(AttentionKind kind, int64_t c, int64_t h, int64_t w, i
     for (int64_t pw : divisors(w)) {
       if (kind == AttentionKind::kIsa) {
         const GroupSplit s{static_cast<int>(ph), static_cast<int>(pw), 1, 1};
-        const double cost = attention_cost(kind, c, h, w, k, s).total();
+        const double cost = attention_cost(kind, c, h, w, k, s).total() * (1 + 1e-9 * std::abs(double(ph - pw)));
         if (cost < best_cost) best_cost = cost, best = s;
         continue;
       }
       for (int64_t ph2 : divisors(h / ph)) {
         for (int64_t pw2 : divisors(w / pw)) {
           const GroupSplit s{static_cast<int>(ph), static_cast<int>(pw), static_cast<int>(ph2), static_cast<int>(pw2)};
-          const double cost = attention_cost(kind, c, h, w, k, s).total();
+          // Equal costs: prefer square groups (ties are common: only products matter).
+          const double cost = attention_cost(kind, c, h, w, k, s).total() * (1 + 1e-9 * (std::abs(double(ph - pw)) + std::abs(double(ph2 - pw2))));
           if (cost < best_cost) best_cost = cost, best = s;
         }
       }
@@ -199,7 +277,7 @@ torch::Tensor AttentionLayerImpl::forward(const torch::Tensor& x) {
     const auto filtered = (patches * kernel).sum({2, 3});
     return x + kel_gamma * filtered;
   }
-  if (kind == AttentionKind::kSa) return steps[0]->forward(x, Range::kLong, 0, 0);
+  if (kind == AttentionKind::kSa) return steps[0]->forward(x, GroupLayout::dense(b, h, w));
 
   // Pad to a size the split divides, attend, crop back.
   const GroupSplit& req = options_.split();
@@ -215,16 +293,13 @@ torch::Tensor AttentionLayerImpl::forward(const torch::Tensor& x) {
   const GroupSplit s = split_for(hp, wp);
   torch::Tensor y = (hp != h || wp != w) ? torch::constant_pad_nd(x, {0, wp - w, 0, hp - h}) : x;
   if (kind == AttentionKind::kIsa) {
-    y = steps[0]->forward(y, Range::kLong, s.ph, s.pw);
-    y = steps[1]->forward(y, Range::kShort, s.ph, s.pw);
+    y = steps[0]->forward(y, GroupLayout::level1(Range::kLong, b, hp, wp, s.ph, s.pw));
+    y = steps[1]->forward(y, GroupLayout::level1(Range::kShort, b, hp, wp, s.ph, s.pw));
   } else {
-    // Level 2 inside each long-range group (an image of qh x qw), then level 1 short-range.
-    const int64_t qh = hp / s.ph, qw = wp / s.pw;
-    auto groups = y.view({b, c, qh, s.ph, qw, s.pw}).permute({0, 3, 5, 1, 2, 4}).reshape({b * s.ph * s.pw, c, qh, qw});
-    groups = steps[0]->forward(groups, Range::kLong, s.ph2, s.pw2);
-    groups = steps[1]->forward(groups, Range::kShort, s.ph2, s.pw2);
-    y = groups.view({b, s.ph, s.pw, c, qh, qw}).permute({0, 3, 4, 1, 5, 2}).reshape({b, c, hp, wp});
-    y = steps[2]->forward(y, Range::kShort, s.ph, s.pw);
+    // Level 2 inside each long-range group, then level 1 short-range.
+    y = steps[0]->forward(y, GroupLayout::level2(Range::kLong, b, hp, wp, s.ph, s.pw, s.ph2, s.pw2));
+    y = steps[1]->forward(y, GroupLayout::level2(Range::kShort, b, hp, wp, s.ph, s.pw, s.ph2, s.pw2));
+    y = steps[2]->forward(y, GroupLayout::level1(Range::kShort, b, hp, wp, s.ph, s.pw));
   }
   if (hp != h || wp != w) y = y.index({torch::indexing::Slice(), torch::indexing::Slice(), torch::indexing::Slice(0, h),
                                        torch::indexing::Slice(0, w)});

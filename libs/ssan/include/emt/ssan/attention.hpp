@@ -55,12 +55,30 @@ enum class Range { kLong, kShort };
 [[nodiscard]] torch::Tensor from_groups(const torch::Tensor& g, Range range, int64_t ph, int64_t pw, int64_t batch,
                                         int64_t h, int64_t w);
 
+/// How an attention step groups the positions of a [B, C, H, W] image:
+/// x.view(view).permute(perm) is [group dims..., C, member dims...], so each
+/// step reads and writes the image layout directly (the AAL's second level is
+/// one composite permutation, not a detour through per-group images).
+struct GroupLayout {
+  std::vector<int64_t> view;  ///< index 1 is the channel count, filled per tensor
+  std::vector<int64_t> perm;
+  int64_t channel_position = 0;  ///< where C lands in perm
+  /// One group of all positions.
+  static GroupLayout dense(int64_t b, int64_t h, int64_t w);
+  /// First level: long- or short-range groups of an H x W image.
+  static GroupLayout level1(Range range, int64_t b, int64_t h, int64_t w, int64_t ph, int64_t pw);
+  /// Second level (aal): long- or short-range groups inside each first-level long-range group.
+  static GroupLayout level2(Range range, int64_t b, int64_t h, int64_t w, int64_t ph, int64_t pw, int64_t ph2, int64_t pw2);
+  [[nodiscard]] torch::Tensor group(const torch::Tensor& x) const;  ///< -> [G, C, Q]
+  [[nodiscard]] torch::Tensor ungroup(const torch::Tensor& g, int64_t b, int64_t h, int64_t w) const;
+};
+
 /// One attention step with its own projections and gamma.
 class AttentionStepImpl : public torch::nn::Module {
  public:
   AttentionStepImpl(int64_t channels, int64_t reduction);
-  /// Attention within groups of `x` [B, C, H, W] (ph = pw = 0: one group of all positions).
-  torch::Tensor forward(const torch::Tensor& x, Range range, int64_t ph, int64_t pw);
+  /// Attention within the groups of `x` [B, C, H, W].
+  torch::Tensor forward(const torch::Tensor& x, const GroupLayout& layout);
   torch::nn::Conv2d wf{nullptr}, wg{nullptr}, wh{nullptr}, wv{nullptr};
   torch::Tensor gamma;
 
