@@ -28,13 +28,25 @@ step "3. triplet-split: 3:1:1 without slices shared across partitions; a look at
 "$BIN/triplet-inspect" "$OUT/phantom_triplets" --montage "$OUT/phantom_rejected.png" --rejected --rows 6 --quiet
 echo "splits: $OUT/phantom_triplets/splits; montages: $OUT/phantom_accepted.png, $OUT/phantom_rejected.png"
 
+if [[ -x "$BIN/ssan-train" ]]; then
+  step "4. ssan-train: a short training of the tiny SSAN on the phantom triplets"
+  rm -rf "$OUT/phantom_run"
+  "$BIN/ssan-train" --config data_specs/ssan_tiny.ini --data "$OUT/phantom_triplets" --out "$OUT/phantom_run" \
+    --crop 128 --batch 3 --epochs 1 --decay-epochs 0 --max-minutes 3 --val-samples 4
+  RUN="$OUT/phantom_run"
+  step "5. ssan-eval: SSAN against linear, flow and blur on the test split"
+  "$BIN/ssan-eval" --checkpoint "$RUN/last.pt" --data "$OUT/phantom_triplets" --split test --out "$RUN/eval"
+  echo "run: $RUN (metrics.csv, loss.png, montage-epoch*.png, best.pt); table: $RUN/eval/eval.md"
+fi
+
 if [[ -d ../shared/data/isbi2012 ]]; then
-  step "4. the same on the real ISBI 2012 ssTEM stack"
+  step "6. the data steps on the real ISBI 2012 ssTEM stack, and its baselines"
   "$BIN/triplet-build" --config data_specs/isbi2012.ini --out "$OUT/isbi_triplets" --force
   "$BIN/triplet-split" "$OUT/isbi_triplets"
   "$BIN/triplet-inspect" "$OUT/isbi_triplets" --montage "$OUT/isbi_accepted.png" --rows 6 --quiet
   "$BIN/triplet-inspect" "$OUT/isbi_triplets" --montage "$OUT/isbi_rejected.png" --rejected --rows 6 --quiet
   "$BIN/triplet-export" "$OUT/isbi_triplets" --format vimeo --out "$OUT/isbi_vimeo"
+  "$BIN/ssan-eval" --baselines-only --data "$OUT/isbi_triplets" --split test
   echo "ISBI shards: $OUT/isbi_triplets; montages: $OUT/isbi_accepted.png, $OUT/isbi_rejected.png; Vimeo layout: $OUT/isbi_vimeo"
 else
   echo "skipping the real-data build: ../shared/data/isbi2012 is absent" >&2

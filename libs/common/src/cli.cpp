@@ -103,7 +103,10 @@ int run_tool(const std::string& tool, const std::string& summary, const std::str
     std::fprintf(stderr, "%s: error: %s\n", tool.c_str(), e.what());
     return exit_code_for(e.kind());
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s: error: %s\n", tool.c_str(), e.what());
+    // Third-party exceptions (LibTorch's carry a backtrace) are cut to their first line.
+    std::string what = e.what();
+    what = what.substr(0, what.find('\n'));
+    std::fprintf(stderr, "%s: error: %s\n", tool.c_str(), what.c_str());
     return 1;
   }
 }

@@ -1,0 +1,45 @@
+// ssan-eval: PSNR / SSIM / IE / sharpness of SSAN and classical baselines.
+#include <iostream>
+
+#include <torch/torch.h>
+
+#include "emt/common/cli.hpp"
+#include "emt/common/error.hpp"
+#include "emt/ssan/trainer.hpp"
+
+int main(int argc, char** argv) {
+  return emt::run_tool(
+      "ssan-eval", "evaluates SSAN and the linear / flow / blur baselines on triplets (PSNR, SSIM, IE, sharpness ratio)",
+      "ssan-eval --checkpoint RUN/best.pt --data DIR [--split test] [--out DIR] [--json] | --baselines-only --data DIR", argc, argv,
+      [&](emt::Cli& cli) {
+        namespace po = emt::po;
+        cli.options().add_options()
+            ("checkpoint", po::value<std::string>(), "SSAN checkpoint (RUN/best.pt or RUN/last.pt)")
+            ("baselines-only", po::bool_switch(), "evaluate only linear, flow and blur (no checkpoint needed)")
+            ("data", po::value<std::string>(), "triplet-build output directory")
+            ("split", po::value<std::string>(), "split to evaluate (DIR/splits/NAME.txt); default: every triplet")
+            ("out,o", po::value<std::string>(), "write eval.md (table), eval.json and eval_samples.csv here")
+            ("blur-sigma", po::value<double>()->default_value(1.5), "sigma of the 'blur' reference row (linear mean, smoothed)")
+            ("max-samples", po::value<std::int64_t>()->default_value(0), "evaluate at most this many triplets, evenly spaced (0 = all)");
+        if (!cli.parse()) return 0;
+        torch::set_num_threads(cli.common().threads);
+        cli.require("data");
+        emt::ssan::EvalOptions o;
+        if (!cli.get<bool>("baselines-only")) {
+          if (!cli.has("checkpoint")) throw emt::Error(emt::ErrorKind::kInvalidArgument, "give --checkpoint or --baselines-only");
+          o.checkpoint = cli.get<std::string>("checkpoint");
+        }
+        o.data_dir = cli.get<std::string>("data");
+        o.split = cli.get_optional<std::string>("split").value_or("");
+        o.out_dir = cli.get_optional<std::string>("out").value_or("");
+        o.blur_sigma = cli.get<double>("blur-sigma");
+        o.max_samples = cli.get<std::int64_t>("max-samples");
+        const auto result = emt::ssan::evaluate(o);
+        if (cli.common().json) {
+          std::cout << result.dump() << std::endl;
+        } else {
+          std::cout << emt::ssan::format_eval_table(result);
+        }
+        return 0;
+      });
+}

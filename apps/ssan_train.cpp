@@ -1,0 +1,78 @@
+// ssan-train: trains SSAN directly from triplet shards.
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "emt/common/atomic_file.hpp"
+#include "emt/common/cli.hpp"
+#include "emt/common/error.hpp"
+#include "emt/ssan/config.hpp"
+#include "emt/ssan/trainer.hpp"
+
+int main(int argc, char** argv) {
+  return emt::run_tool(
+      "ssan-train", "trains the SSAN slice-interpolation network from triplet shards",
+      "ssan-train --config data_specs/ssan_small.ini --data DIR [--split train] [--val-split val] --out RUN | --resume RUN", argc, argv,
+      [&](emt::Cli& cli) {
+        namespace po = emt::po;
+        emt::ssan::TrainOptions o;
+        cli.options().add_options()
+            ("data", po::value<std::string>(), "triplet-build output directory")
+            ("split", po::value<std::string>()->default_value("train"), "training split (DIR/splits/NAME.txt); 'all' for every triplet")
+            ("val-split", po::value<std::string>()->default_value("val"), "validation split; 'none' to skip validation")
+            ("out,o", po::value<std::string>(), "run directory (checkpoints, metrics.csv, loss.png, montages)")
+            ("resume", po::value<std::string>(), "continue the run in this directory from its last.pt")
+            ("batch", po::value<int>()->default_value(3), "batch size (paper: 3)")
+            ("crop", po::value<int>()->default_value(512), "random crop side (paper: 512; smaller for CPU runs)")
+            ("epochs", po::value<int>()->default_value(30), "epochs at the base learning rate (paper: 30)")
+            ("decay-epochs", po::value<int>()->default_value(20), "further epochs at lr x 0.1 (paper: 20)")
+            ("lr", po::value<double>()->default_value(1e-3), "Adam learning rate (paper: 1e-3)")
+            ("max-steps", po::value<std::int64_t>()->default_value(-1), "stop after this many steps (checkpoint written)")
+            ("max-minutes", po::value<double>()->default_value(-1), "stop after this many minutes (checkpoint written)")
+            ("seed", po::value<std::uint64_t>()->default_value(0), "seed for initialisation, order and augmentation")
+            ("val-samples", po::value<int>()->default_value(16), "validation triplets per epoch (0 = all)");
+        if (!cli.parse()) return 0;
+        torch::set_num_threads(cli.common().threads);
+        if (cli.has("resume")) {
+          o.run_dir = cli.get<std::string>("resume");
+          o.resume = true;
+        } else {
+          cli.require("out");
+          o.run_dir = cli.get<std::string>("out");
+        }
+        cli.require("data");
+        o.data_dir = cli.get<std::string>("data");
+        o.split = cli.get<std::string>("split") == "all" ? "" : cli.get<std::string>("split");
+        o.val_split = cli.get<std::string>("val-split") == "none" ? "" : cli.get<std::string>("val-split");
+        o.batch = cli.get<int>("batch");
+        o.crop = cli.get<int>("crop");
+        o.epochs = cli.get<int>("epochs");
+        o.decay_epochs = cli.get<int>("decay-epochs");
+        o.lr = cli.get<double>("lr");
+        o.max_steps = cli.get<std::int64_t>("max-steps");
+        o.max_minutes = cli.get<double>("max-minutes");
+        o.seed = cli.get<std::uint64_t>("seed");
+        o.val_samples = cli.get<int>("val-samples");
+        o.quiet = cli.common().quiet;
+        emt::ssan::SsanConfig config;
+        if (!cli.common().config_path.empty()) {
+          config = emt::ssan::load_config(cli.common().config_path);
+        } else if (o.resume) {
+          const auto run = nlohmann::json::parse(emt::read_file(o.run_dir + "/run.json"));
+          config = emt::ssan::parse_config(run.at("config").get<std::string>(), o.run_dir + "/run.json");
+        } else {
+          throw emt::Error(emt::ErrorKind::kInvalidArgument, "give a model config (--config data_specs/ssan_small.ini)");
+        }
+        const auto summary = emt::ssan::train(config, o, [&](const std::string& w) { cli.warn(w); });
+        if (cli.common().json) {
+          auto j = summary.to_json();
+          j["run"] = o.run_dir;
+          std::cout << j.dump() << std::endl;
+        } else {
+          cli.info("trained " + std::to_string(summary.steps) + " steps, loss " + std::to_string(summary.first_loss) + " -> " +
+                   std::to_string(summary.last_loss) + "; checkpoints in " + o.run_dir);
+        }
+        return 0;
+      });
+}

@@ -1,0 +1,89 @@
+#pragma once
+// Training data straight from triplet shards (through libs/triplets'
+// ShardReader: one hyperslab per sample), with the paper's augmentation and a
+// background prefetch thread.
+//
+// Determinism: the order of epoch e is a permutation seeded by (seed, e), and
+// each sample's augmentation by (seed, e, position), so batches do not depend
+// on thread timing.
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "emt/triplets/shard.hpp"
+#include "emt/triplets/split.hpp"
+
+namespace emt::ssan {
+
+struct Augmentation {
+  bool flips = true;          ///< random horizontal and vertical flips
+  bool temporal_swap = true;  ///< slices 0 and 2 exchanged
+  int crop = 0;               ///< random crop side (0 or >= tile: whole tile)
+};
+
+/// The triplets of a shard directory, or of one split file (DIR/splits/NAME.txt).
+class TripletDataset {
+ public:
+  /// `split` empty: every triplet of the directory. Errors name the file.
+  TripletDataset(const std::string& dir, const std::string& split);
+  [[nodiscard]] std::int64_t size() const { return static_cast<std::int64_t>(refs_.size()); }
+  [[nodiscard]] int tile_size() const { return tile_; }
+  [[nodiscard]] const triplets::SampleRef& ref(std::int64_t i) const { return refs_[static_cast<std::size_t>(i)]; }
+  /// Sample i as uint8 [3, T, T] (slices 0, 1, 2). Thread-safe.
+  [[nodiscard]] torch::Tensor read(std::int64_t i) const;
+
+ private:
+  std::string dir_;
+  std::vector<triplets::SampleRef> refs_;
+  std::map<std::string, std::shared_ptr<triplets::ShardReader>> readers_;
+  int tile_ = 0;
+};
+
+struct Batch {
+  torch::Tensor outer;  ///< [B, 2, H, W] float in [0, 1]
+  torch::Tensor gt;     ///< [B, 1, H, W]
+  std::int64_t epoch = 0, position = 0;  ///< position of the first sample in the epoch
+};
+
+/// Batches in epoch order with augmentation, prepared `prefetch` ahead on a
+/// background thread. Drops the last incomplete batch of an epoch.
+class BatchLoader {
+ public:
+  BatchLoader(const TripletDataset& data, int batch, Augmentation aug, std::uint64_t seed, bool shuffle, int prefetch = 4,
+              std::int64_t start_epoch = 0, std::int64_t start_position = 0);
+  ~BatchLoader();
+  [[nodiscard]] Batch next();
+  [[nodiscard]] std::int64_t batches_per_epoch() const { return data_.size() / batch_; }
+  /// Seconds the consumer spent waiting for data since construction.
+  [[nodiscard]] double wait_seconds() const { return wait_seconds_; }
+
+ private:
+  void produce();
+  [[nodiscard]] Batch make(std::int64_t epoch, std::int64_t position) const;
+  const TripletDataset& data_;
+  int batch_;
+  Augmentation aug_;
+  std::uint64_t seed_;
+  bool shuffle_;
+  std::size_t prefetch_;
+  std::int64_t epoch_, position_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<Batch> queue_;
+  std::exception_ptr error_;
+  bool stop_ = false;
+  double wait_seconds_ = 0;
+  std::thread worker_;
+};
+
+/// Deterministic sample order of an epoch.
+[[nodiscard]] std::vector<std::int64_t> epoch_order(std::int64_t n, std::uint64_t seed, std::int64_t epoch, bool shuffle);
+
+}  // namespace emt::ssan

@@ -1,0 +1,57 @@
+#pragma once
+// ssan-train and ssan-eval's work: training from shards with checkpoints
+// that resume exactly, and evaluation against classical baselines.
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "emt/ssan/config.hpp"
+
+namespace emt::ssan {
+
+struct TrainOptions {
+  std::string data_dir, split = "train", val_split = "val", run_dir;
+  int batch = 3;
+  int crop = 512;                 ///< random crop side (paper: 512)
+  int epochs = 30;                ///< at the base learning rate
+  int decay_epochs = 20;          ///< then at lr * decay
+  double lr = 1e-3, decay = 0.1;  ///< Adam (0.9, 0.999)
+  std::int64_t max_steps = -1;    ///< stop after this many steps (a checkpoint is written)
+  double max_minutes = -1;        ///< stop after this much time
+  std::uint64_t seed = 0;
+  bool resume = false;            ///< continue from run_dir/last.pt
+  int val_samples = 16;           ///< validation triplets (evenly spaced; 0 = all)
+  int montage_samples = 3;
+  bool quiet = false;
+  int max_nonfinite = 10;         ///< consecutive non-finite losses that stop the run
+};
+
+struct TrainSummary {
+  std::int64_t steps = 0, epochs_done = 0, skipped_nonfinite = 0;
+  double best_psnr = 0, seconds = 0, data_wait_share = 0, samples_per_s = 0;
+  double first_loss = 0, last_loss = 0;
+  std::string vgg_source;
+  nlohmann::json last_validation;
+  [[nodiscard]] nlohmann::json to_json() const;
+};
+
+/// Trains; throws emt::Error (kAborted after SIGINT/SIGTERM with last.pt saved).
+TrainSummary train(const SsanConfig& config, const TrainOptions& options, const std::function<void(const std::string&)>& warn);
+
+struct EvalOptions {
+  std::string checkpoint;  ///< empty: baselines only
+  std::string data_dir, split;  ///< split empty: every triplet
+  std::string out_dir;     ///< markdown table and per-sample CSV (optional)
+  double blur_sigma = 1.5;
+  std::int64_t max_samples = 0;  ///< 0 = all
+};
+
+/// PSNR / SSIM / IE / sharpness ratio per method: ssan (with a checkpoint),
+/// linear, flow, blur. Returns {"n", "methods": {name: {psnr, ssim, ie, sharpness_ratio}}}.
+nlohmann::json evaluate(const EvalOptions& options);
+/// The markdown table of an evaluate() result.
+std::string format_eval_table(const nlohmann::json& result);
+
+}  // namespace emt::ssan

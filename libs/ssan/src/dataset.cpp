@@ -1,0 +1,146 @@
+#include "emt/ssan/dataset.hpp"
+
+#include <chrono>
+#include <filesystem>
+#include <random>
+#include <sstream>
+
+#include "emt/common/atomic_file.hpp"
+#include "emt/common/error.hpp"
+
+namespace emt::ssan {
+namespace fs = std::filesystem;
+
+TripletDataset::TripletDataset(const std::string& dir, const std::string& split) : dir_(dir) {
+  auto all = triplets::read_shard_directory(dir, /*verify_checksums=*/true);
+  if (split.empty()) {
+    refs_ = std::move(all);
+  } else {
+    const fs::path list = fs::path(dir) / "splits" / (split + ".txt");
+    if (!fs::exists(list)) throw Error(ErrorKind::kNotFound, "no such split (run triplet-split first)", list.string());
+    std::map<std::pair<std::string, std::int64_t>, std::size_t> index;
+    for (std::size_t i = 0; i < all.size(); ++i) index[{all[i].shard, all[i].index}] = i;
+    std::istringstream in(read_file(list));
+    std::string file;
+    std::int64_t i;
+    while (in >> file >> i) {
+      const auto it = index.find({file, i});
+      if (it == index.end()) throw Error(ErrorKind::kInvalidData, "split lists a triplet the shards do not hold: " + file + " " + std::to_string(i), list.string());
+      refs_.push_back(all[it->second]);
+    }
+  }
+  if (refs_.empty()) throw Error(ErrorKind::kInvalidData, "no triplets" + (split.empty() ? std::string() : " in split " + split), dir);
+  for (const auto& r : refs_) {
+    auto& reader = readers_[r.shard];
+    if (!reader) reader = std::make_shared<triplets::ShardReader>((fs::path(dir) / r.shard).string());
+    if (tile_ == 0) tile_ = reader->tile_size();
+    if (reader->tile_size() != tile_) throw Error(ErrorKind::kInvalidData, "shards of different tile sizes", dir);
+  }
+}
+
+torch::Tensor TripletDataset::read(std::int64_t i) const {
+  const auto& r = refs_.at(static_cast<std::size_t>(i));
+  torch::Tensor t = torch::empty({3, tile_, tile_}, torch::kUInt8);
+  readers_.at(r.shard)->read_pixels(r.index, t.data_ptr<std::uint8_t>());
+  return t;
+}
+
+namespace {
+std::uint64_t mix(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+}  // namespace
+
+std::vector<std::int64_t> epoch_order(std::int64_t n, std::uint64_t seed, std::int64_t epoch, bool shuffle) {
+  std::vector<std::int64_t> order(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) order[static_cast<std::size_t>(i)] = i;
+  if (shuffle) {
+    std::mt19937_64 rng(mix(seed ^ mix(static_cast<std::uint64_t>(epoch))));
+    for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng() % i]);
+  }
+  return order;
+}
+
+BatchLoader::BatchLoader(const TripletDataset& data, int batch, Augmentation aug, std::uint64_t seed, bool shuffle, int prefetch,
+                         std::int64_t start_epoch, std::int64_t start_position)
+    : data_(data), batch_(batch), aug_(aug), seed_(seed), shuffle_(shuffle), prefetch_(static_cast<std::size_t>(std::max(1, prefetch))),
+      epoch_(start_epoch), position_(start_position) {
+  if (batch < 1) throw Error(ErrorKind::kInvalidArgument, "batch size must be at least 1");
+  if (data.size() < batch) {
+    throw Error(ErrorKind::kInvalidData, "fewer triplets (" + std::to_string(data.size()) + ") than one batch (" + std::to_string(batch) + ")");
+  }
+  worker_ = std::thread([this] { produce(); });
+}
+
+BatchLoader::~BatchLoader() {
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  worker_.join();
+}
+
+Batch BatchLoader::make(std::int64_t epoch, std::int64_t position) const {
+  const auto order = epoch_order(data_.size(), seed_, epoch, shuffle_);
+  const int t = data_.tile_size();
+  const int crop = (aug_.crop > 0 && aug_.crop < t) ? aug_.crop : t;
+  std::vector<torch::Tensor> outer, gt;
+  for (int k = 0; k < batch_; ++k) {
+    const std::int64_t pos = position + k;
+    std::mt19937_64 rng(mix(seed_ ^ mix(static_cast<std::uint64_t>(epoch) * 1000003ULL + static_cast<std::uint64_t>(pos))));
+    torch::Tensor s = data_.read(order[static_cast<std::size_t>(pos)]).to(torch::kFloat32).div_(255.0);
+    if (crop < t) {
+      const int y = static_cast<int>(rng() % static_cast<std::uint64_t>(t - crop + 1)), x = static_cast<int>(rng() % static_cast<std::uint64_t>(t - crop + 1));
+      s = s.slice(1, y, y + crop).slice(2, x, x + crop);
+    }
+    if (aug_.flips && (rng() & 1)) s = s.flip(2);
+    if (aug_.flips && (rng() & 1)) s = s.flip(1);
+    if (aug_.temporal_swap && (rng() & 1)) s = s.flip(0);
+    outer.push_back(torch::stack({s[0], s[2]}));
+    gt.push_back(s[1].unsqueeze(0));
+  }
+  return {torch::stack(outer).contiguous(), torch::stack(gt).contiguous(), epoch, position};
+}
+
+void BatchLoader::produce() {
+  try {
+    while (true) {
+      {
+        std::unique_lock lock(mutex_);
+        cv_.wait(lock, [&] { return stop_ || queue_.size() < prefetch_; });
+        if (stop_) return;
+      }
+      if (position_ + batch_ > data_.size()) {
+        ++epoch_;
+        position_ = 0;
+      }
+      Batch b = make(epoch_, position_);
+      position_ += batch_;
+      std::lock_guard lock(mutex_);
+      queue_.push_back(std::move(b));
+      cv_.notify_all();
+    }
+  } catch (...) {
+    std::lock_guard lock(mutex_);
+    error_ = std::current_exception();
+    cv_.notify_all();
+  }
+}
+
+Batch BatchLoader::next() {
+  const auto start = std::chrono::steady_clock::now();
+  std::unique_lock lock(mutex_);
+  cv_.wait(lock, [&] { return !queue_.empty() || error_; });
+  wait_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (queue_.empty() && error_) std::rethrow_exception(error_);
+  Batch b = std::move(queue_.front());
+  queue_.pop_front();
+  cv_.notify_all();
+  return b;
+}
+
+}  // namespace emt::ssan

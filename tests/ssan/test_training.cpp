@@ -1,0 +1,140 @@
+// ssan-train and ssan-eval through the tools, on tiny phantom shards.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "emt/common/atomic_file.hpp"
+#include "emt/phantom/phantom.hpp"
+#include "test_support.hpp"
+
+namespace emt::test {
+namespace fs = std::filesystem;
+
+class Training : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new ScratchDir("emt-train");
+    phantom::PhantomOptions o;
+    o.depth = 14;
+    o.height = o.width = 160;
+    o.cell_size = 40;
+    o.max_drift = 2;
+    o.defect_rate = 0;
+    phantom::write_phantom(phantom::Phantom(o), *dir_ / "v.h5", phantom::OutputFormat::kHdf5, 8, "");
+    std::ofstream(*dir_ / "s.ini") << "[output]\ntile_size = 64\nstride = 64\n[align]\nsearch_radius = 6\n[filters]\nmin_ncc = 0.3\n[source.ph]\npath = "
+                                   << (*dir_ / "v.h5") << "\n";
+    ASSERT_EQ(run_tool("triplet-build", "--config " + (*dir_ / "s.ini") + " --out " + (*dir_ / "b") + " --quiet").exit_code, 0);
+    ASSERT_EQ(run_tool("triplet-split", (*dir_ / "b") + " --group z-block:3 --quiet").exit_code, 0);
+    // A few triplets to overfit.
+    fs::create_directories(fs::path(*dir_ / "b") / "splits");
+    std::ofstream(fs::path(*dir_ / "b") / "splits" / "few.txt") << "shard-00000.h5 0\nshard-00000.h5 1\nshard-00000.h5 2\n";
+  }
+  static void TearDownTestSuite() { delete dir_; }
+  static std::string config() { return std::string(EMT_SOURCE_DIR) + "/data_specs/ssan_tiny.ini"; }
+  static std::string data() { return *dir_ / "b"; }
+  static std::vector<double> losses(const fs::path& run) {
+    std::vector<double> out;
+    std::istringstream in(read_file(run / "metrics.csv"));
+    std::string line;
+    std::getline(in, line);
+    while (std::getline(in, line)) {
+      std::stringstream ss(line);
+      std::string step, epoch, loss;
+      std::getline(ss, step, ',');
+      std::getline(ss, epoch, ',');
+      std::getline(ss, loss, ',');
+      out.push_back(std::stod(loss));
+    }
+    return out;
+  }
+  static ScratchDir* dir_;
+};
+ScratchDir* Training::dir_ = nullptr;
+
+TEST_F(Training, TinyModelOverfitsAFewTriplets) {
+  ScratchDir run;
+  const auto r = run_tool("ssan-train", "--config " + config() + " --data " + data() +
+                                            " --split few --val-split none --out " + (run / "r") +
+                                            " --crop 32 --batch 3 --epochs 400 --decay-epochs 0 --max-steps 80 --lr 0.003 --quiet --json --threads 2");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto l = losses(run.path() / "r");
+  ASSERT_EQ(l.size(), 80u);
+  double first = 0, last = 0;
+  for (int i = 0; i < 5; ++i) first += l[static_cast<std::size_t>(i)] / 5, last += l[l.size() - 1 - static_cast<std::size_t>(i)] / 5;
+  EXPECT_LT(last, first / 10) << "first " << first << " last " << last;
+  EXPECT_NE(r.err.find("RANDOM VGG16"), std::string::npos);  // loud fallback
+  const auto meta = nlohmann::json::parse(read_file(run.path() / "r" / "run.json"));
+  EXPECT_EQ(meta.at("vgg").get<std::string>().rfind("random-fixed", 0), 0u);  // recorded
+}
+
+TEST_F(Training, ResumeGivesTheSameNextStepLoss) {
+  ScratchDir run;
+  const std::string common = "--config " + config() + " --data " + data() + " --split train --val-split val --crop 32 --batch 2 --epochs 2 --decay-epochs 1 --quiet --threads 1 --val-samples 2";
+  ASSERT_EQ(run_tool("ssan-train", common + " --out " + (run / "full") + " --max-steps 8").exit_code, 0);
+  ASSERT_EQ(run_tool("ssan-train", common + " --out " + (run / "part") + " --max-steps 5").exit_code, 0);
+  const auto resumed = run_tool("ssan-train", common + " --resume " + (run / "part") + " --max-steps 8");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  const auto a = losses(run.path() / "full"), b = losses(run.path() / "part");
+  ASSERT_EQ(a.size(), 8u);
+  ASSERT_EQ(b.size(), 8u);
+  for (std::size_t i = 0; i < 8; ++i) EXPECT_NEAR(a[i], b[i], 1e-5 * std::abs(a[i])) << "step " << i + 1;
+}
+
+TEST_F(Training, SigintSavesALoadableCheckpoint) {
+  ScratchDir run;
+  const std::string out = run / "r";
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const std::string tool = tool_path("ssan-train");
+    execl(tool.c_str(), tool.c_str(), "--config", config().c_str(), "--data", data().c_str(), "--out", out.c_str(), "--crop", "32",
+          "--batch", "2", "--val-split", "none", "--quiet", "--threads", "1", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  // Wait until training runs (metrics rows appear), then interrupt.
+  for (int i = 0; i < 200; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    std::error_code ec;
+    if (fs::exists(fs::path(out) / "metrics.csv") && fs::file_size(fs::path(out) / "metrics.csv", ec) > 200) break;
+  }
+  kill(pid, SIGINT);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  ASSERT_TRUE(fs::exists(fs::path(out) / "last.pt"));
+  EXPECT_FALSE(fs::exists(fs::path(out) / "last.pt.tmp"));
+  const auto e = run_tool("ssan-eval", "--checkpoint " + out + "/last.pt --data " + data() + " --split test --json --quiet --max-samples 2");
+  ASSERT_EQ(e.exit_code, 0) << e.err;
+  EXPECT_TRUE(nlohmann::json::parse(e.out).at("methods").contains("ssan"));
+}
+
+TEST_F(Training, EvalReportsEveryMethodAndWritesFiles) {
+  ScratchDir out;
+  const auto r = run_tool("ssan-eval", "--baselines-only --data " + data() + " --split test --out " + (out / "e") + " --json --quiet");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_GT(j.at("n").get<int>(), 0);
+  for (const char* m : {"linear", "flow", "blur"}) {
+    for (const char* k : {"psnr", "ssim", "ie", "sharpness_ratio"}) EXPECT_TRUE(j.at("methods").at(m).contains(k)) << m << " " << k;
+  }
+  EXPECT_GT(j.at("methods").at("linear").at("psnr").get<double>(), 15);
+  EXPECT_TRUE(fs::exists(out.path() / "e" / "eval.md"));
+  const std::string csv = read_file(out.path() / "e" / "eval_samples.csv");
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 1 + 3 * j.at("n").get<int>());
+  const auto bad = run_tool("ssan-eval", "--data " + data());
+  EXPECT_EQ(bad.exit_code, 2);
+  const auto missing = run_tool("ssan-eval", "--checkpoint /no/ckpt.pt --data " + data());
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.err.find("/no/ckpt.pt"), std::string::npos);
+}
+
+}  // namespace emt::test
