@@ -10,6 +10,7 @@
 
 #include "emt/common/atomic_file.hpp"
 #include "emt/common/error.hpp"
+#include "emt/common/random.hpp"
 #include "emt/emio/volume_writer.hpp"
 
 namespace emt::phantom {
@@ -17,14 +18,9 @@ namespace {
 
 constexpr double kPi = 3.14159265358979323846;
 
-/// SplitMix64: a stateless hash, so every random quantity is a pure function
-/// of (seed, purpose, indices) and slices render independently.
-std::uint64_t mix(std::uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
+/// Every random quantity is a pure function of (seed, purpose, indices), so
+/// slices render independently.
+std::uint64_t mix(std::uint64_t x) { return splitmix64(x); }
 std::uint64_t hash(std::uint64_t seed, std::uint64_t a, std::uint64_t b = 0, std::uint64_t c = 0, std::uint64_t d = 0) {
   return mix(mix(mix(mix(mix(seed) ^ a) ^ b) ^ c) ^ d);
 }

@@ -7,6 +7,7 @@
 
 #include "emt/common/atomic_file.hpp"
 #include "emt/common/error.hpp"
+#include "emt/common/random.hpp"
 
 namespace emt::ssan {
 namespace fs = std::filesystem;
@@ -46,21 +47,13 @@ torch::Tensor TripletDataset::read(std::int64_t i) const {
 }
 
 namespace {
-std::uint64_t mix(std::uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
+std::uint64_t mix(std::uint64_t x) { return splitmix64(x); }
 }  // namespace
 
 std::vector<std::int64_t> epoch_order(std::int64_t n, std::uint64_t seed, std::int64_t epoch, bool shuffle) {
   std::vector<std::int64_t> order(static_cast<std::size_t>(n));
   for (std::int64_t i = 0; i < n; ++i) order[static_cast<std::size_t>(i)] = i;
-  if (shuffle) {
-    std::mt19937_64 rng(mix(seed ^ mix(static_cast<std::uint64_t>(epoch))));
-    for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng() % i]);
-  }
+  if (shuffle) portable_shuffle(order, mix(seed ^ mix(static_cast<std::uint64_t>(epoch))));
   return order;
 }
 

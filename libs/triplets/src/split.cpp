@@ -10,6 +10,7 @@
 
 #include "emt/common/atomic_file.hpp"
 #include "emt/common/error.hpp"
+#include "emt/common/random.hpp"
 #include "emt/common/sha256.hpp"
 #include "emt/common/text.hpp"
 #include "emt/triplets/build.hpp"
@@ -89,14 +90,6 @@ std::vector<SampleRef> read_shard_directory(const std::string& dir, bool verify)
 }
 
 namespace {
-
-/// Fisher-Yates with mt19937_64 and modulo: the same order on every platform
-/// (std::shuffle's use of the engine is implementation-defined).
-template <class T>
-void portable_shuffle(std::vector<T>& v, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  for (std::size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[rng() % i]);
-}
 
 std::uint64_t string_seed(const std::string& s) {
   std::uint64_t h = 1469598103934665603ULL;  // FNV-1a
