@@ -7,12 +7,14 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <set>
 #include <thread>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "emt/common/atomic_file.hpp"
+#include "emt/emio/slice_source.hpp"
 #include "emt/phantom/phantom.hpp"
 #include "test_support.hpp"
 
@@ -135,6 +137,37 @@ TEST_F(Training, EvalReportsEveryMethodAndWritesFiles) {
   const auto missing = run_tool("ssan-eval", "--checkpoint /no/ckpt.pt --data " + data());
   EXPECT_EQ(missing.exit_code, 1);
   EXPECT_NE(missing.err.find("/no/ckpt.pt"), std::string::npos);
+}
+
+}  // namespace emt::test
+
+namespace emt::test {
+
+TEST_F(Training, InterpolateReplacesExactlyTheRequestedSlices) {
+  ScratchDir d;
+  ASSERT_EQ(run_tool("ssan-train", "--config " + config() + " --data " + data() + " --out " + (d / "r") +
+                                       " --crop 32 --batch 2 --max-steps 3 --val-split none --quiet --threads 2").exit_code, 0);
+  const std::string in = *dir_ / "v.h5";
+  const auto r = run_tool("ssan-interpolate", "--checkpoint " + (d / "r") + "/last.pt --input " + in + " --slices 4,9:11 --out " +
+                                                  (d / "fixed.h5") + " --tile 64 --overlap 16 --json --quiet");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto report = nlohmann::json::parse(r.out);
+  std::set<std::int64_t> replaced;
+  for (const auto& e : report.at("replaced")) replaced.insert(e.at("z").get<std::int64_t>());
+  EXPECT_EQ(replaced, (std::set<std::int64_t>{4, 9, 10}));
+  EXPECT_NE(r.err.find("too long for midpoints"), std::string::npos);  // a run of 2 has no middle slice
+  const auto a = emio::open_source(in), b = emio::open_source(d / "fixed.h5");
+  for (std::int64_t z = 0; z < a->shape().depth; ++z) {
+    const double diff = cv::norm(a->read_raw(z), b->read_raw(z), cv::NORM_INF);
+    if (replaced.count(z)) {
+      EXPECT_GT(diff, 0) << "slice " << z << " should have been replaced";
+    } else {
+      EXPECT_EQ(diff, 0) << "slice " << z << " must be byte-identical";
+    }
+  }
+  EXPECT_TRUE(fs::exists(d.path() / "fixed.h5.report.json"));
+  // Never writes into the input without --in-place.
+  EXPECT_EQ(emio::open_source(in)->shape().depth, 14);
 }
 
 }  // namespace emt::test

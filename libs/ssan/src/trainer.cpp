@@ -103,7 +103,8 @@ Checkpoint load_checkpoint(const fs::path& path, Ssan& model, torch::optim::Adam
   return c;
 }
 
-/// A model from a checkpoint's own config (for evaluation).
+}  // namespace
+
 Ssan load_model(const std::string& path) {
   torch::serialize::InputArchive archive;
   try {
@@ -117,6 +118,8 @@ Ssan load_model(const std::string& path) {
   model->eval();
   return model;
 }
+
+namespace {
 
 void draw_loss_curve(const fs::path& path, const std::vector<std::pair<std::int64_t, double>>& points) {
   if (points.size() < 2) return;

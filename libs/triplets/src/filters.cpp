@@ -158,8 +158,9 @@ TileDecision evaluate_tile(const std::array<cv::Mat, 3>& tiles, const FilterOpti
 
   // 1. Flat regions.
   double flat_max = 0, flat_level = 0;
-  for (const cv::Mat& t : tiles) {
-    const auto [fraction, level] = flat_area(t, o.flat_block, o.flat_std);
+  for (int i = 0; i < 3; ++i) {
+    const auto [fraction, level] = flat_area(tiles[static_cast<std::size_t>(i)], o.flat_block, o.flat_std);
+    m.slice_flat[static_cast<std::size_t>(i)] = static_cast<float>(fraction);
     if (fraction > flat_max) {
       flat_max = fraction;
       flat_level = level;
@@ -183,7 +184,11 @@ TileDecision evaluate_tile(const std::array<cv::Mat, 3>& tiles, const FilterOpti
     const cv::Mat lo = cv::min(cv::min(s[0], s[1]), s[2]), hi = cv::max(cv::max(s[0], s[1]), s[2]);
     const cv::Mat median = s[0] + s[1] + s[2] - lo - hi;
     cv::Mat anomalous = cv::Mat::zeros(median.size(), CV_8UC1);
-    for (const cv::Mat& si : s) anomalous |= cv::abs(si - median) > o.defect_residual;
+    for (int i = 0; i < 3; ++i) {
+      const cv::Mat odd = cv::abs(s[static_cast<std::size_t>(i)] - median) > o.defect_residual;
+      m.slice_defect[static_cast<std::size_t>(i)] = static_cast<float>(cv::countNonZero(odd)) / static_cast<float>(odd.total());
+      anomalous |= odd;
+    }
     m.defect_fraction = static_cast<float>(cv::countNonZero(anomalous)) / static_cast<float>(anomalous.total());
     if (m.defect_fraction > o.max_defect_fraction) reject(RejectReason::kDefect, m.defect_fraction, o.max_defect_fraction);
   }

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "emt/ssan/config.hpp"
+#include "emt/ssan/model.hpp"
 
 namespace emt::ssan {
 
@@ -36,6 +37,10 @@ struct TrainSummary {
   nlohmann::json last_validation;
   [[nodiscard]] nlohmann::json to_json() const;
 };
+
+/// A model in eval mode from a checkpoint, built from the config stored in it.
+/// Throws kNotFound / kDataLoss naming the file.
+[[nodiscard]] Ssan load_model(const std::string& checkpoint);
 
 /// Trains; throws emt::Error (kAborted after SIGINT/SIGTERM with last.pt saved).
 TrainSummary train(const SsanConfig& config, const TrainOptions& options, const std::function<void(const std::string&)>& warn);

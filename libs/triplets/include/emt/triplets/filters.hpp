@@ -50,6 +50,8 @@ struct TileMeasures {
   float flat_fraction = 0;           ///< max over slices
   float defect_fraction = 0;         ///< fraction of anomalous pixels
   float raw_ncc = 0;                 ///< max raw-tile NCC of a neighbour to the middle
+  std::array<float, 3> slice_flat{};    ///< flat fraction of each slice
+  std::array<float, 3> slice_defect{};  ///< anomalous fraction attributable to each slice
 };
 
 struct TileDecision {

@@ -1,0 +1,57 @@
+// ssan-interpolate: replaces chosen or detected-defective slices of a volume.
+#include <iostream>
+
+#include <torch/torch.h>
+
+#include "emt/common/cli.hpp"
+#include "emt/common/error.hpp"
+#include "emt/common/text.hpp"
+#include "emt/ssan/interpolate.hpp"
+
+int main(int argc, char** argv) {
+  return emt::run_tool(
+      "ssan-interpolate", "regenerates chosen or detected-defective slices of a volume with a trained SSAN",
+      "ssan-interpolate --checkpoint CKPT --input VOLUME [--slices 12,40] [--detect-defects] --out OUT | --in-place", argc, argv,
+      [&](emt::Cli& cli) {
+        namespace po = emt::po;
+        cli.options().add_options()
+            ("checkpoint", po::value<std::string>(), "SSAN checkpoint (RUN/best.pt)")
+            ("input", po::value<std::string>(), "HDF5 FILE[:dataset], image directory, glob or multipage TIFF")
+            ("slices", po::value<std::string>(), "slices to replace: 12,40,50:53")
+            ("detect-defects", po::bool_switch(), "also replace slices the pipeline's defect filter flags (reported)")
+            ("out,o", po::value<std::string>(), "output volume (.h5 for HDF5 input, else a directory of PNGs) plus OUT.report.json")
+            ("in-place", po::bool_switch(), "write the replaced slices into the input itself")
+            ("tile", po::value<int>()->default_value(256), "tile side for prediction")
+            ("overlap", po::value<int>()->default_value(32), "tile overlap, blended with linear ramps")
+            ("search-radius", po::value<int>()->default_value(32), "alignment search radius between the neighbours, px");
+        if (!cli.parse()) return 0;
+        torch::set_num_threads(cli.common().threads);
+        emt::ssan::InterpolateOptions o;
+        cli.require("checkpoint");
+        cli.require("input");
+        o.checkpoint = cli.get<std::string>("checkpoint");
+        o.input = cli.get<std::string>("input");
+        if (auto s = cli.get_optional<std::string>("slices")) o.slices = emt::parse_index_list(*s);
+        o.detect_defects = cli.get<bool>("detect-defects");
+        o.in_place = cli.get<bool>("in-place");
+        if (!o.in_place) {
+          cli.require("out");
+          o.output = cli.get<std::string>("out");
+        }
+        if (o.slices.empty() && !o.detect_defects) {
+          throw emt::Error(emt::ErrorKind::kInvalidArgument, "give --slices and/or --detect-defects");
+        }
+        o.tile = cli.get<int>("tile");
+        o.overlap = cli.get<int>("overlap");
+        o.search_radius = cli.get<int>("search-radius");
+        o.quiet = cli.common().quiet;
+        const auto report = emt::ssan::interpolate_volume(o, [&](const std::string& w) { cli.warn(w); });
+        if (cli.common().json) {
+          std::cout << report.dump() << std::endl;
+        } else {
+          cli.info(std::to_string(report["replaced"].size()) + " slice(s) replaced -> " + report["output"].get<std::string>() +
+                   " (report: " + report["report"].get<std::string>() + ")");
+        }
+        return 0;
+      });
+}

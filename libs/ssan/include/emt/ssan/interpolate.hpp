@@ -1,0 +1,45 @@
+#pragma once
+// ssan-interpolate: regenerates chosen or detected-defective slices of a
+// volume from their neighbours with a trained SSAN.
+//
+// For a slice z with good neighbours a < z < b (a = z - 1, b = z + 1 for a
+// single bad slice): slice b is aligned to slice a by template matching, the
+// shift is split in half with sub-pixel accuracy (bilinear), so both
+// neighbours land in z's frame (assumed half way); both are histogram-matched
+// to the volume's reference (as in training), SSAN predicts the middle in
+// overlapping tiles blended with linear ramps (no seams), and the result is
+// mapped back to the volume's intensities. Runs of consecutive bad slices are
+// filled by recursive midpoints where the run allows it (1, 3, 7, ... slices);
+// otherwise each is predicted from the nearest good neighbours, with a warning.
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace emt::ssan {
+
+struct InterpolateOptions {
+  std::string checkpoint;
+  std::string input;               ///< HDF5 FILE[:dataset], image directory, glob or multipage TIFF
+  std::string output;              ///< .h5 file or directory (ignored with in_place)
+  std::vector<std::int64_t> slices;
+  bool detect_defects = false;     ///< add slices the defect filter flags
+  bool in_place = false;
+  int tile = 256, overlap = 32;
+  int search_radius = 32;
+  double detect_fraction = 0.25;   ///< flagged when this share of a slice's tiles is anomalous
+  bool quiet = false;
+};
+
+/// Runs the job; returns the JSON report (also written to OUTPUT.report.json).
+nlohmann::json interpolate_volume(const InterpolateOptions& options, const std::function<void(const std::string&)>& warn);
+
+/// Plans the fill order of bad slices: (slice, lower neighbour, upper neighbour, exact midpoint?).
+struct FillStep {
+  std::int64_t z, lower, upper;
+  bool midpoint;
+};
+[[nodiscard]] std::vector<FillStep> plan_fill(const std::vector<std::int64_t>& bad, std::int64_t depth);
+
+}  // namespace emt::ssan

@@ -1,0 +1,295 @@
+#include "emt/ssan/interpolate.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <torch/torch.h>
+
+#include "emt/common/atomic_file.hpp"
+#include "emt/common/error.hpp"
+#include "emt/common/progress.hpp"
+#include "emt/emio/hdf5.hpp"
+#include "emt/emio/slice_source.hpp"
+#include "emt/emio/volume_writer.hpp"
+#include "emt/ssan/trainer.hpp"
+#include "emt/triplets/align.hpp"
+#include "emt/triplets/filters.hpp"
+#include "emt/triplets/histogram.hpp"
+
+namespace emt::ssan {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+std::vector<FillStep> plan_fill(const std::vector<std::int64_t>& bad_in, std::int64_t depth) {
+  std::set<std::int64_t> bad(bad_in.begin(), bad_in.end());
+  std::vector<FillStep> plan;
+  for (auto it = bad.begin(); it != bad.end();) {
+    const std::int64_t first = *it;
+    std::int64_t last = first;
+    while (std::next(it) != bad.end() && *std::next(it) == last + 1) last = *++it;
+    ++it;
+    const std::int64_t lower = first - 1, upper = last + 1;
+    if (lower < 0 || upper >= depth) {
+      throw Error(ErrorKind::kInvalidData, fmt::format("slices {}..{} have no good neighbour on one side (volume depth {})", first, last, depth));
+    }
+    // Recursive midpoints while the gap allows; else nearest good neighbours.
+    std::function<void(std::int64_t, std::int64_t)> fill = [&](std::int64_t lo, std::int64_t hi) {
+      if (hi - lo < 2) return;
+      if ((hi - lo) % 2 == 0) {
+        const std::int64_t m = (lo + hi) / 2;
+        plan.push_back({m, lo, hi, true});
+        fill(lo, m);
+        fill(m, hi);
+      } else {
+        for (std::int64_t z = lo + 1; z < hi; ++z) plan.push_back({z, lo, hi, false});
+      }
+    };
+    fill(lower, upper);
+  }
+  return plan;
+}
+
+namespace {
+
+cv::Mat translate(const cv::Mat& img, double dy, double dx) {
+  cv::Mat out;
+  const cv::Mat m = (cv::Mat_<double>(2, 3) << 1, 0, dx, 0, 1, dy);
+  cv::warpAffine(img, out, m, img.size(), cv::INTER_LINEAR, cv::BORDER_REFLECT);
+  return out;
+}
+
+std::array<std::uint8_t, 256> invert_lut(const std::array<std::uint8_t, 256>& lut) {
+  std::array<std::uint8_t, 256> inv{};
+  for (int v = 0; v < 256; ++v) {
+    // Smallest source level whose matched value reaches v (the LUT is monotone).
+    int src = 255;
+    for (int s = 0; s < 256; ++s) {
+      if (lut[static_cast<std::size_t>(s)] >= v) {
+        src = s;
+        break;
+      }
+    }
+    inv[static_cast<std::size_t>(v)] = static_cast<std::uint8_t>(src);
+  }
+  return inv;
+}
+
+/// SSAN over the whole slice in overlapping tiles, blended with linear ramps.
+cv::Mat predict_tiled(Ssan& model, const cv::Mat& a, const cv::Mat& b, int tile, int overlap) {
+  const int h = a.rows, w = a.cols;
+  const int t = std::min({tile, h, w});
+  const int ov = std::min(overlap, t / 2);
+  cv::Mat acc = cv::Mat::zeros(h, w, CV_32F), weight = cv::Mat::zeros(h, w, CV_32F);
+  auto starts = [&](int n) {
+    std::vector<int> s;
+    for (int p = 0;; p += t - ov) {
+      if (p + t >= n) {
+        s.push_back(n - t);
+        break;
+      }
+      s.push_back(p);
+    }
+    return s;
+  };
+  cv::Mat ramp(t, t, CV_32F);
+  for (int y = 0; y < t; ++y)
+    for (int x = 0; x < t; ++x) {
+      auto r = [&](int i) { return std::min({1.0f, (i + 1.0f) / (ov + 1.0f), (t - i) / (ov + 1.0f)}); };
+      ramp.at<float>(y, x) = r(y) * r(x);
+    }
+  torch::NoGradGuard no_grad;
+  for (int y : starts(h)) {
+    for (int x : starts(w)) {
+      const cv::Rect rect(x, y, t, t);
+      cv::Mat fa, fb;
+      a(rect).convertTo(fa, CV_32F, 1.0 / 255);
+      b(rect).convertTo(fb, CV_32F, 1.0 / 255);
+      const auto in = torch::stack({torch::from_blob(fa.data, {t, t}, torch::kFloat32), torch::from_blob(fb.data, {t, t}, torch::kFloat32)}).unsqueeze(0);
+      const torch::Tensor out = model->forward(in).output[0][0].clamp(0, 1).mul(255).contiguous();
+      const cv::Mat p(t, t, CV_32F, out.data_ptr<float>());
+      acc(rect) += p.mul(ramp);
+      weight(rect) += ramp;
+    }
+  }
+  cv::Mat result;
+  cv::divide(acc, weight, result);
+  cv::Mat u8;
+  result.convertTo(u8, CV_8U);
+  return u8;
+}
+
+}  // namespace
+
+json interpolate_volume(const InterpolateOptions& o, const std::function<void(const std::string&)>& warn) {
+  const auto source = emio::open_source(o.input);
+  const auto shape = source->shape();
+  if (!o.in_place && o.output.empty()) throw Error(ErrorKind::kInvalidArgument, "give --out (or --in-place)");
+  if (o.in_place && source->kind() == emio::SourceKind::kMultipageTiff) {
+    throw Error(ErrorKind::kInvalidArgument, "--in-place is not supported for multipage TIFF; write to --out", o.input);
+  }
+  Ssan model = load_model(o.checkpoint);
+  json report;
+  report["input"] = o.input;
+  report["checkpoint"] = o.checkpoint;
+  std::vector<std::string> warnings;
+  auto note = [&](const std::string& w) {
+    warnings.push_back(w);
+    if (warn) warn(w);
+  };
+  std::set<std::int64_t> bad(o.slices.begin(), o.slices.end());
+  for (auto z : bad) {
+    if (z < 0 || z >= shape.depth) throw Error(ErrorKind::kInvalidArgument, fmt::format("slice {} outside the volume (depth {})", z, shape.depth), o.input);
+  }
+  triplets::AlignOptions align;
+  align.search_radius = o.search_radius;
+  align.coarse_factor = o.search_radius >= 16 ? 4 : 1;
+
+  if (o.detect_defects) {
+    // The pipeline's filters, attributed to the middle slice of each triplet.
+    triplets::FilterOptions f;
+    json detected = json::array();
+    Progress progress("ssan-interpolate: detecting", shape.depth - 2, "slices", o.quiet);
+    for (std::int64_t z = 1; z + 1 < shape.depth; ++z) {
+      const cv::Mat s0 = source->read_slice(z - 1), s1 = source->read_slice(z), s2 = source->read_slice(z + 1);
+      const auto a = triplets::estimate_shift(s1, s0, align), b = triplets::estimate_shift(s1, s2, align);
+      const cv::Mat a0 = translate(s0, std::round(a.dy), std::round(a.dx)), a2 = translate(s2, std::round(b.dy), std::round(b.dx));
+      const int t = std::min<int>({256, s1.rows, s1.cols});
+      int tiles = 0, flagged = 0;
+      for (int y = 0; y + t <= s1.rows; y += t) {
+        for (int x = 0; x + t <= s1.cols; x += t) {
+          const cv::Rect r(x, y, t, t);
+          const auto d = triplets::evaluate_tile({a0(r), s1(r), a2(r)}, f);
+          ++tiles;
+          const bool odd = d.measures.slice_defect[1] > f.max_defect_fraction && d.measures.slice_defect[1] >= std::max(d.measures.slice_defect[0], d.measures.slice_defect[2]);
+          flagged += odd || d.measures.slice_flat[1] > f.max_flat_fraction;
+        }
+      }
+      progress.tick();
+      if (tiles > 0 && flagged >= o.detect_fraction * tiles) {
+        detected.push_back({{"z", z}, {"flagged_tiles", flagged}, {"tiles", tiles}});
+        bad.insert(z);
+      }
+    }
+    progress.finish();
+    report["detected"] = detected;
+  }
+  if (bad.empty()) note("no slice to replace");
+  const auto plan = plan_fill(std::vector<std::int64_t>(bad.begin(), bad.end()), shape.depth);
+
+  // Reference histogram of the volume's clean slices (as triplet-build does).
+  std::vector<triplets::Histogram> hists;
+  std::vector<std::int64_t> good;
+  for (std::int64_t z = 0; z < shape.depth; ++z) {
+    if (!bad.count(z)) good.push_back(z);
+  }
+  const std::size_t n = std::min<std::size_t>(16, good.size());
+  for (std::size_t i = 0; i < n; ++i) hists.push_back(triplets::histogram_of(source->read_slice(good[n == 1 ? 0 : i * (good.size() - 1) / (n - 1)]), true));
+  const auto reference = triplets::reference_histogram(hists);
+
+  std::map<std::int64_t, cv::Mat> filled;
+  auto slice = [&](std::int64_t z) { return filled.count(z) ? filled.at(z) : source->read_slice(z); };
+  json replaced = json::array();
+  Progress progress("ssan-interpolate", static_cast<std::int64_t>(plan.size()), "slices", o.quiet);
+  for (const FillStep& step : plan) {
+    const cv::Mat lo = slice(step.lower), hi = slice(step.upper);
+    const double t = static_cast<double>(step.z - step.lower) / static_cast<double>(step.upper - step.lower);
+    if (!step.midpoint) note(fmt::format("slice {}: run of bad slices too long for midpoints; predicted from slices {} and {}", step.z, step.lower, step.upper));
+    const auto s = triplets::estimate_shift(lo, hi, align);  // aligns hi onto lo
+    // z's frame lies a fraction t of the way from lo's to hi's: sub-pixel halves, not integer ones.
+    cv::Mat a = translate(lo, -t * s.dy, -t * s.dx), b = translate(hi, (1 - t) * s.dy, (1 - t) * s.dx);
+    std::array<std::uint8_t, 256> inv_a{}, inv_b{};
+    if (!reference.used.empty()) {
+      const auto la = triplets::matching_lut(triplets::histogram_of(a, true), reference.counts, true);
+      const auto lb = triplets::matching_lut(triplets::histogram_of(b, true), reference.counts, true);
+      a = triplets::apply_lut(a, la);
+      b = triplets::apply_lut(b, lb);
+      inv_a = invert_lut(la);
+      inv_b = invert_lut(lb);
+    }
+    cv::Mat pred = predict_tiled(model, a, b, o.tile, o.overlap);
+    if (!reference.used.empty()) {
+      // Back to the volume's intensities: the neighbours' inverse maps, weighted by distance.
+      cv::Mat pa = triplets::apply_lut(pred, inv_a), pb = triplets::apply_lut(pred, inv_b);
+      cv::addWeighted(pa, 1 - t, pb, t, 0, pred);
+    }
+    filled[step.z] = pred;
+    replaced.push_back({{"z", step.z}, {"lower", step.lower}, {"upper", step.upper}, {"method", step.midpoint ? "midpoint" : "nearest"},
+                        {"shift", {s.dy, s.dx}}, {"shift_ncc", s.ncc}});
+    progress.tick();
+  }
+  progress.finish();
+
+  // Write: untouched slices are copied raw (byte-identical), replaced ones from the prediction.
+  auto stored = [&](std::int64_t z) -> cv::Mat {
+    if (!filled.count(z)) return source->read_raw(z);
+    const cv::Mat p = filled.at(z);
+    if (source->bits() == 8) return p;
+    // 16-bit data: map 8 bit back by the linear fit of a neighbour's raw values to its 8-bit view.
+    const std::int64_t nb = z > 0 && !filled.count(z - 1) ? z - 1 : z + 1;
+    cv::Mat raw, v8;
+    source->read_raw(nb).convertTo(raw, CV_64F);
+    source->read_slice(nb).convertTo(v8, CV_64F);
+    cv::Scalar mr, sr, m8, s8;
+    cv::meanStdDev(raw, mr, sr);
+    cv::meanStdDev(v8, m8, s8);
+    const double scale = s8[0] > 0 ? sr[0] / s8[0] : 257.0;
+    cv::Mat out;
+    p.convertTo(out, CV_16U, scale, mr[0] - scale * m8[0]);
+    return out;
+  };
+  std::string written;
+  if (o.in_place) {
+    written = o.input;
+    for (const auto& [z, img] : filled) {
+      const cv::Mat data = stored(z);
+      const std::string where = source->location(z);
+      if (source->kind() == emio::SourceKind::kHdf5) {
+        const auto colon = where.rfind(':');
+        const std::string file = source->path(), dataset = where.substr(colon + 1, where.rfind('[') - colon - 1);
+        auto guard = h5::lock();
+        h5::Handle f(H5Fopen(file.c_str(), H5F_ACC_RDWR, H5P_DEFAULT));
+        h5::Handle d(H5Dopen2(f.get(), dataset.c_str(), H5P_DEFAULT));
+        if (!d.valid()) throw Error(ErrorKind::kIo, "cannot open for writing", where);
+        h5::Handle fs_(H5Dget_space(d.get()));
+        const hsize_t start[3] = {static_cast<hsize_t>(z), 0, 0}, count[3] = {1, static_cast<hsize_t>(shape.height), static_cast<hsize_t>(shape.width)};
+        H5Sselect_hyperslab(fs_.get(), H5S_SELECT_SET, start, nullptr, count, nullptr);
+        h5::Handle ms(H5Screate_simple(3, count, nullptr));
+        if (H5Dwrite(d.get(), source->bits() == 8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_UINT16, ms.get(), fs_.get(), H5P_DEFAULT, data.data) < 0) {
+          throw Error(ErrorKind::kIo, "cannot write slice", where);
+        }
+      } else {
+        std::vector<unsigned char> buf;
+        cv::imencode(fs::path(where).extension().string(), data, buf);
+        write_file_atomic(where, std::string(buf.begin(), buf.end()));
+      }
+    }
+  } else {
+    written = o.output;
+    const emio::VolumeShape vs = shape;
+    std::unique_ptr<emio::VolumeWriter> writer;
+    if (source->kind() == emio::SourceKind::kHdf5) {
+      const std::string where = source->location(0);
+      const auto colon = where.rfind(':');
+      writer = emio::create_hdf5_volume(o.output, where.substr(colon + 1, where.rfind('[') - colon - 1), vs, source->bits(), source->resolution_nm());
+    } else {
+      writer = emio::create_image_stack(o.output, emio::ImageFormat::kPng, vs, source->bits());
+    }
+    for (std::int64_t z = 0; z < shape.depth; ++z) writer->write_slice(z, stored(z));
+    writer->commit();
+  }
+  report["output"] = written;
+  report["replaced"] = replaced;
+  report["warnings"] = warnings;
+  const std::string report_path = (o.in_place ? source->path() : o.output) + ".report.json";
+  write_file_atomic(report_path, report.dump(2) + "\n");
+  report["report"] = report_path;
+  return report;
+}
+
+}  // namespace emt::ssan
