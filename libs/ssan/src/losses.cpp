@@ -123,25 +123,27 @@ LossTerms SsanLoss::operator()(const torch::Tensor& pred, const torch::Tensor& g
   t.style_balance = torch::zeros({}, pred.options());
   if (vgg_) {
     const auto fp = vgg_->forward(to_vgg_input(pred));
-    std::vector<torch::Tensor> fg;
+    // The three references (gt, slice 0, slice 2) need no gradient: one VGG
+    // pass over them stacked along the batch instead of three.
+    const int64_t b = pred.size(0);
+    std::array<std::vector<torch::Tensor>, 3> refs;  // gt, slice 0, slice 2
     {
       torch::NoGradGuard no_grad;
-      fg = vgg_->forward(to_vgg_input(gt));
+      const bool need_outer = config_.style_weight != 0;
+      const torch::Tensor stacked = need_outer ? torch::cat({gt, outer.narrow(1, 0, 1), outer.narrow(1, 1, 1)}, 0) : gt;
+      for (const auto& f : vgg_->forward(to_vgg_input(stacked))) {
+        for (int r = 0; r < (need_outer ? 3 : 1); ++r) refs[static_cast<std::size_t>(r)].push_back(f.narrow(0, r * b, b));
+      }
     }
+    const auto& fg = refs[0];
     for (std::size_t j = 0; j < fp.size(); ++j) t.feature = t.feature + (fp[j] - fg[j]).pow(2).mean();
     if (config_.style_weight != 0) {
-      std::array<std::vector<torch::Tensor>, 3> slices;
-      {
-        torch::NoGradGuard no_grad;
-        slices[0] = vgg_->forward(to_vgg_input(outer.narrow(1, 0, 1)));
-        slices[2] = vgg_->forward(to_vgg_input(outer.narrow(1, 1, 1)));
-      }
-      slices[1] = fg;
+      const std::array<const std::vector<torch::Tensor>*, 3> slices{&refs[1], &refs[0], &refs[2]};
       std::array<torch::Tensor, 3> pred_to, gt_to;
       for (int j = 0; j < 3; ++j) {
-        pred_to[j] = style_distance(fp, slices[j]);
+        pred_to[static_cast<std::size_t>(j)] = style_distance(fp, *slices[static_cast<std::size_t>(j)]);
         torch::NoGradGuard no_grad;
-        gt_to[j] = style_distance(fg, slices[j]);
+        gt_to[static_cast<std::size_t>(j)] = style_distance(fg, *slices[static_cast<std::size_t>(j)]);
       }
       t.style_balance = style_balance(pred_to, gt_to);
     }
