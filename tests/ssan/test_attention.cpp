@@ -144,3 +144,21 @@ TEST(AttentionCost, MinimumCostSplitsAndOrdering) {
 }
 
 }  // namespace emt::ssan
+
+namespace emt::ssan {
+
+// The inference path (chunked groups, in-place softmax) must equal the
+// differentiable path used in training.
+TEST(Attention, InferencePathEqualsTrainingPath) {
+  torch::manual_seed(4);
+  for (AttentionKind kind : {AttentionKind::kSa, AttentionKind::kIsa, AttentionKind::kAal}) {
+    auto layer = make(kind, 8);
+    set_gammas(layer, 0.6);
+    const auto x = torch::randn({2, 8, 24, 20});
+    const auto trained = layer->forward(x).detach();
+    torch::NoGradGuard no_grad;
+    EXPECT_TRUE(torch::allclose(layer->forward(x), trained, 1e-5, 1e-5)) << to_string(kind);
+  }
+}
+
+}  // namespace emt::ssan

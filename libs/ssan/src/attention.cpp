@@ -108,7 +108,7 @@ torch::Tensor group_attention(const torch::Tensor& f, const torch::Tensor& g, co
     for (int64_t b0 = begin; b0 < end; b0 += chunk) {
       const int64_t b1 = std::min(end, b0 + chunk);
       torch::Tensor s = torch::bmm(g.slice(0, b0, b1).transpose(1, 2), f.slice(0, b0, b1));
-      s = torch::softmax(s, 2);
+      at::_softmax_out(s, s, 2, false);  // in place: the chunk stays in cache
       torch::Tensor dst = out.slice(0, b0, b1);
       at::bmm_out(dst, v.slice(0, b0, b1), s.transpose(1, 2));
     }
