@@ -7,6 +7,7 @@
 #include "emt/common/error.hpp"
 #include "emt/common/text.hpp"
 #include "emt/ssan/interpolate.hpp"
+#include "emt/triplets/spec.hpp"
 
 int main(int argc, char** argv) {
   return emt::run_tool(
@@ -23,7 +24,9 @@ int main(int argc, char** argv) {
             ("in-place", po::bool_switch(), "write the replaced slices into the input itself")
             ("tile", po::value<int>()->default_value(256), "tile side for prediction")
             ("overlap", po::value<int>()->default_value(32), "tile overlap, blended with linear ramps")
-            ("search-radius", po::value<int>()->default_value(32), "alignment search radius between the neighbours, px");
+            ("search-radius", po::value<int>()->default_value(32), "alignment search radius between the neighbours, px")
+            ("detect-fraction", po::value<double>()->default_value(0.25), "--detect-defects flags a slice when this share of its tiles is anomalous")
+            ("spec", po::value<std::string>(), "data spec whose [filters] thresholds --detect-defects uses (e.g. data_specs/isbi2012.ini)");
         if (!cli.parse()) return 0;
         torch::set_num_threads(cli.common().threads);
         emt::ssan::InterpolateOptions o;
@@ -44,6 +47,8 @@ int main(int argc, char** argv) {
         o.tile = cli.get<int>("tile");
         o.overlap = cli.get<int>("overlap");
         o.search_radius = cli.get<int>("search-radius");
+        o.detect_fraction = cli.get<double>("detect-fraction");
+        if (auto spec = cli.get_optional<std::string>("spec")) o.filters = emt::triplets::load_spec(*spec).filters;
         o.quiet = cli.common().quiet;
         const auto report = emt::ssan::interpolate_volume(o, [&](const std::string& w) { cli.warn(w); });
         if (cli.common().json) {

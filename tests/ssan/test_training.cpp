@@ -171,3 +171,21 @@ TEST_F(Training, InterpolateReplacesExactlyTheRequestedSlices) {
 }
 
 }  // namespace emt::test
+
+namespace emt::test {
+
+TEST_F(Training, DetectDefectsFlagsExactlyTheDefectiveSlices) {
+  ScratchDir d;
+  ASSERT_EQ(run_tool("ssan-train", "--config " + config() + " --data " + data() + " --out " + (d / "r") +
+                                       " --crop 32 --batch 2 --max-steps 2 --val-split none --quiet --threads 2").exit_code, 0);
+  ASSERT_EQ(run_tool("em-phantom", "--out " + (d / "p.h5") + " --size 12x256x256 --cell-size 48 --defects 3:stain,5:fold,8:missing --quiet").exit_code, 0);
+  const auto r = run_tool("ssan-interpolate", "--checkpoint " + (d / "r") + "/last.pt --input " + (d / "p.h5") +
+                                                  " --detect-defects --out " + (d / "fixed.h5") + " --tile 128 --json --quiet");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::set<std::int64_t> detected;
+  const auto report = nlohmann::json::parse(r.out);  // named: a range-for over a temporary's member dangles
+  for (const auto& e : report.at("detected")) detected.insert(e.at("z").get<std::int64_t>());
+  EXPECT_EQ(detected, (std::set<std::int64_t>{3, 5, 8})) << r.out << r.err;
+}
+
+}  // namespace emt::test

@@ -152,14 +152,14 @@ json interpolate_volume(const InterpolateOptions& o, const std::function<void(co
 
   if (o.detect_defects) {
     // The pipeline's filters, attributed to the middle slice of each triplet.
-    triplets::FilterOptions f;
+    const triplets::FilterOptions& f = o.filters;
     json detected = json::array();
     Progress progress("ssan-interpolate: detecting", shape.depth - 2, "slices", o.quiet);
     for (std::int64_t z = 1; z + 1 < shape.depth; ++z) {
       const cv::Mat s0 = source->read_slice(z - 1), s1 = source->read_slice(z), s2 = source->read_slice(z + 1);
       const auto a = triplets::estimate_shift(s1, s0, align), b = triplets::estimate_shift(s1, s2, align);
       const cv::Mat a0 = translate(s0, std::round(a.dy), std::round(a.dx)), a2 = translate(s2, std::round(b.dy), std::round(b.dx));
-      const int t = std::min<int>({256, s1.rows, s1.cols});
+      const int t = std::min<int>({128, s1.rows, s1.cols});  // small tiles: a local stain is a visible share
       int tiles = 0, flagged = 0;
       for (int y = 0; y + t <= s1.rows; y += t) {
         for (int x = 0; x + t <= s1.cols; x += t) {

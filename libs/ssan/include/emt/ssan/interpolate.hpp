@@ -17,6 +17,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "emt/triplets/filters.hpp"
+
 namespace emt::ssan {
 
 struct InterpolateOptions {
@@ -29,6 +31,7 @@ struct InterpolateOptions {
   int tile = 256, overlap = 32;
   int search_radius = 32;
   double detect_fraction = 0.25;   ///< flagged when this share of a slice's tiles is anomalous
+  triplets::FilterOptions filters; ///< thresholds of the defect detection (a data spec's [filters])
   bool quiet = false;
 };
 
