@@ -1,11 +1,9 @@
 // triplet-inspect: summary, montages and verification of a shard directory.
 #include <iostream>
 
-#include <opencv2/imgcodecs.hpp>
-
-#include "emt/common/atomic_file.hpp"
 #include "emt/common/cli.hpp"
 #include "emt/common/error.hpp"
+#include "emt/emio/volume_writer.hpp"
 #include "emt/triplets/inspect.hpp"
 
 int main(int argc, char** argv) {
@@ -36,9 +34,7 @@ int main(int argc, char** argv) {
           mo.max_rows = cli.get<int>("rows");
           if (mo.max_rows < 1) throw emt::Error(emt::ErrorKind::kInvalidArgument, "--rows must be at least 1");
           const cv::Mat image = emt::triplets::montage(dir, mo);
-          std::vector<unsigned char> png;
-          cv::imencode(".png", image, png);
-          emt::write_file_atomic(*out, std::string(png.begin(), png.end()));
+          emt::emio::write_image_atomic(*out, image, ".png");
           cli.info("montage: " + *out);
         }
         const auto summary = emt::triplets::summarize(dir);

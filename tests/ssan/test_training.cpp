@@ -58,6 +58,11 @@ class Training : public ::testing::Test {
     }
     return out;
   }
+  /// A few steps of the tiny model: a checkpoint at RUN/last.pt for the tools that need one.
+  static bool train_tiny(const std::string& run) {
+    return run_tool("ssan-train", "--config " + config() + " --data " + data() + " --out " + run +
+                                      " --crop 32 --batch 2 --max-steps 3 --val-split none --quiet --threads 2").exit_code == 0;
+  }
   static ScratchDir* dir_;
 };
 ScratchDir* Training::dir_ = nullptr;
@@ -139,14 +144,10 @@ TEST_F(Training, EvalReportsEveryMethodAndWritesFiles) {
   EXPECT_NE(missing.err.find("/no/ckpt.pt"), std::string::npos);
 }
 
-}  // namespace emt::test
-
-namespace emt::test {
 
 TEST_F(Training, InterpolateReplacesExactlyTheRequestedSlices) {
   ScratchDir d;
-  ASSERT_EQ(run_tool("ssan-train", "--config " + config() + " --data " + data() + " --out " + (d / "r") +
-                                       " --crop 32 --batch 2 --max-steps 3 --val-split none --quiet --threads 2").exit_code, 0);
+  ASSERT_TRUE(train_tiny(d / "r"));
   const std::string in = *dir_ / "v.h5";
   const auto r = run_tool("ssan-interpolate", "--checkpoint " + (d / "r") + "/last.pt --input " + in + " --slices 4,9:11 --out " +
                                                   (d / "fixed.h5") + " --tile 64 --overlap 16 --json --quiet");
@@ -170,14 +171,10 @@ TEST_F(Training, InterpolateReplacesExactlyTheRequestedSlices) {
   EXPECT_EQ(emio::open_source(in)->shape().depth, 14);
 }
 
-}  // namespace emt::test
-
-namespace emt::test {
 
 TEST_F(Training, DetectDefectsFlagsExactlyTheDefectiveSlices) {
   ScratchDir d;
-  ASSERT_EQ(run_tool("ssan-train", "--config " + config() + " --data " + data() + " --out " + (d / "r") +
-                                       " --crop 32 --batch 2 --max-steps 2 --val-split none --quiet --threads 2").exit_code, 0);
+  ASSERT_TRUE(train_tiny(d / "r"));
   ASSERT_EQ(run_tool("em-phantom", "--out " + (d / "p.h5") + " --size 12x256x256 --cell-size 48 --defects 3:stain,5:fold,8:missing --quiet").exit_code, 0);
   const auto r = run_tool("ssan-interpolate", "--checkpoint " + (d / "r") + "/last.pt --input " + (d / "p.h5") +
                                                   " --detect-defects --out " + (d / "fixed.h5") + " --tile 128 --json --quiet");

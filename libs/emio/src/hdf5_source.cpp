@@ -55,6 +55,7 @@ class Hdf5VolumeSource final : public SliceSource {
   VolumeShape shape() const noexcept override { return shape_; }
   int bits() const noexcept override { return bits_; }
   std::string path() const override { return file_; }
+  std::string dataset() const override { return dataset_; }
   std::string location(std::int64_t z) const override { return fmt::format("{}:{}[{}]", file_, dataset_, z); }
   std::optional<std::array<double, 3>> resolution_nm() const override { return resolution_; }
 

@@ -21,6 +21,21 @@ void check_slice(const cv::Mat& slice, VolumeShape shape, int bits, std::int64_t
   }
 }
 
+/// Writes `slice` (CV_8U or CV_16U, height x width) as slice z of a 3-D dataset.
+void write_hdf5_slice(hid_t dataset, std::int64_t z, const cv::Mat& slice, const std::string& where) {
+  const cv::Mat contiguous = slice.isContinuous() ? slice : slice.clone();
+  auto guard = h5::lock();
+  h5::Handle file_space(H5Dget_space(dataset));
+  const hsize_t start[3] = {static_cast<hsize_t>(z), 0, 0};
+  const hsize_t count[3] = {1, static_cast<hsize_t>(slice.rows), static_cast<hsize_t>(slice.cols)};
+  H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr);
+  h5::Handle mem_space(H5Screate_simple(3, count, nullptr));
+  if (H5Dwrite(dataset, slice.depth() == CV_8U ? H5T_NATIVE_UINT8 : H5T_NATIVE_UINT16, mem_space.get(), file_space.get(), H5P_DEFAULT,
+               contiguous.data) < 0) {
+    throw Error(ErrorKind::kIo, fmt::format("cannot write slice {} (disk full?)", z), where);
+  }
+}
+
 class Hdf5VolumeWriter final : public VolumeWriter {
  public:
   Hdf5VolumeWriter(const std::string& file, std::string dataset, VolumeShape shape, int bits,
@@ -42,17 +57,7 @@ class Hdf5VolumeWriter final : public VolumeWriter {
   }
   void write_slice(std::int64_t z, const cv::Mat& slice) override {
     check_slice(slice, shape_, bits_, z, out_.final_path().string());
-    cv::Mat contiguous = slice.isContinuous() ? slice : slice.clone();
-    auto guard = h5::lock();
-    h5::Handle file_space(H5Dget_space(dset_.get()));
-    const hsize_t start[3] = {static_cast<hsize_t>(z), 0, 0};
-    const hsize_t count[3] = {1, static_cast<hsize_t>(shape_.height), static_cast<hsize_t>(shape_.width)};
-    H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr);
-    h5::Handle mem_space(H5Screate_simple(3, count, nullptr));
-    if (H5Dwrite(dset_.get(), bits_ == 8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_UINT16, mem_space.get(), file_space.get(),
-                 H5P_DEFAULT, contiguous.data) < 0) {
-      throw Error(ErrorKind::kIo, fmt::format("cannot write slice {} (disk full?)", z), out_.final_path().string());
-    }
+    write_hdf5_slice(dset_.get(), z, slice, out_.final_path().string());
     written_[static_cast<std::size_t>(z)] = true;
   }
   void commit() override {
@@ -97,6 +102,7 @@ class ImageStackWriter final : public VolumeWriter {
     check_slice(slice, shape_, bits_, z, dir_);
     const std::string name = fmt::format("{:04d}.{}", z, format_ == ImageFormat::kPng ? "png" : "tif");
     const fs::path path = fs::path(temp_) / name;
+    // Not write_image_atomic: the whole directory is renamed into place at commit.
     if (!cv::imwrite(path.string(), slice)) throw Error(ErrorKind::kIo, "cannot write image", path.string());
     written_[static_cast<std::size_t>(z)] = true;
   }
@@ -122,6 +128,24 @@ class ImageStackWriter final : public VolumeWriter {
 };
 
 }  // namespace
+
+void overwrite_hdf5_slice(const std::string& file, const std::string& dataset, std::int64_t z, const cv::Mat& slice) {
+  const std::string where = file + ":" + dataset;
+  h5::silence_errors();
+  auto guard = h5::lock();
+  h5::Handle f(H5Fopen(file.c_str(), H5F_ACC_RDWR, H5P_DEFAULT));
+  h5::Handle d(f.valid() ? H5Dopen2(f.get(), dataset.c_str(), H5P_DEFAULT) : H5I_INVALID_HID);
+  if (!d.valid()) throw Error(ErrorKind::kIo, "cannot open the dataset for writing", where);
+  write_hdf5_slice(d.get(), z, slice, where);
+}
+
+void write_image_atomic(const std::string& path, const cv::Mat& image, const std::string& format) {
+  std::vector<unsigned char> bytes;
+  if (!cv::imencode(format.empty() ? fs::path(path).extension().string() : format, image, bytes)) {
+    throw Error(ErrorKind::kIo, "cannot encode image", path);
+  }
+  write_file_atomic(path, std::string(bytes.begin(), bytes.end()));
+}
 
 std::unique_ptr<VolumeWriter> create_hdf5_volume(const std::string& file, const std::string& dataset, VolumeShape shape,
                                                  int bits, std::optional<std::array<double, 3>> resolution_nm) {

@@ -3,9 +3,7 @@
 #include <chrono>
 #include <filesystem>
 #include <random>
-#include <sstream>
 
-#include "emt/common/atomic_file.hpp"
 #include "emt/common/error.hpp"
 #include "emt/common/random.hpp"
 
@@ -17,16 +15,14 @@ TripletDataset::TripletDataset(const std::string& dir, const std::string& split)
   if (split.empty()) {
     refs_ = std::move(all);
   } else {
-    const fs::path list = fs::path(dir) / "splits" / (split + ".txt");
-    if (!fs::exists(list)) throw Error(ErrorKind::kNotFound, "no such split (run triplet-split first)", list.string());
     std::map<std::pair<std::string, std::int64_t>, std::size_t> index;
     for (std::size_t i = 0; i < all.size(); ++i) index[{all[i].shard, all[i].index}] = i;
-    std::istringstream in(read_file(list));
-    std::string file;
-    std::int64_t i;
-    while (in >> file >> i) {
-      const auto it = index.find({file, i});
-      if (it == index.end()) throw Error(ErrorKind::kInvalidData, "split lists a triplet the shards do not hold: " + file + " " + std::to_string(i), list.string());
+    for (const auto& entry : triplets::read_split_file(dir, split)) {
+      const auto it = index.find(entry);
+      if (it == index.end()) {
+        throw Error(ErrorKind::kInvalidData, "split lists a triplet the shards do not hold: " + entry.first + " " + std::to_string(entry.second),
+                    triplets::split_file_path(dir, split));
+      }
       refs_.push_back(all[it->second]);
     }
   }

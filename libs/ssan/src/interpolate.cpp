@@ -7,14 +7,12 @@
 #include <set>
 
 #include <fmt/format.h>
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <torch/torch.h>
 
 #include "emt/common/atomic_file.hpp"
 #include "emt/common/error.hpp"
 #include "emt/common/progress.hpp"
-#include "emt/emio/hdf5.hpp"
 #include "emt/emio/slice_source.hpp"
 #include "emt/emio/volume_writer.hpp"
 #include "emt/ssan/trainer.hpp"
@@ -248,25 +246,10 @@ json interpolate_volume(const InterpolateOptions& o, const std::function<void(co
     written = o.input;
     for (const auto& [z, img] : filled) {
       const cv::Mat data = stored(z);
-      const std::string where = source->location(z);
       if (source->kind() == emio::SourceKind::kHdf5) {
-        const auto colon = where.rfind(':');
-        const std::string file = source->path(), dataset = where.substr(colon + 1, where.rfind('[') - colon - 1);
-        auto guard = h5::lock();
-        h5::Handle f(H5Fopen(file.c_str(), H5F_ACC_RDWR, H5P_DEFAULT));
-        h5::Handle d(H5Dopen2(f.get(), dataset.c_str(), H5P_DEFAULT));
-        if (!d.valid()) throw Error(ErrorKind::kIo, "cannot open for writing", where);
-        h5::Handle fs_(H5Dget_space(d.get()));
-        const hsize_t start[3] = {static_cast<hsize_t>(z), 0, 0}, count[3] = {1, static_cast<hsize_t>(shape.height), static_cast<hsize_t>(shape.width)};
-        H5Sselect_hyperslab(fs_.get(), H5S_SELECT_SET, start, nullptr, count, nullptr);
-        h5::Handle ms(H5Screate_simple(3, count, nullptr));
-        if (H5Dwrite(d.get(), source->bits() == 8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_UINT16, ms.get(), fs_.get(), H5P_DEFAULT, data.data) < 0) {
-          throw Error(ErrorKind::kIo, "cannot write slice", where);
-        }
+        emio::overwrite_hdf5_slice(source->path(), source->dataset(), z, data);
       } else {
-        std::vector<unsigned char> buf;
-        cv::imencode(fs::path(where).extension().string(), data, buf);
-        write_file_atomic(where, std::string(buf.begin(), buf.end()));
+        emio::write_image_atomic(source->location(z), data);
       }
     }
   } else {
@@ -274,9 +257,7 @@ json interpolate_volume(const InterpolateOptions& o, const std::function<void(co
     const emio::VolumeShape vs = shape;
     std::unique_ptr<emio::VolumeWriter> writer;
     if (source->kind() == emio::SourceKind::kHdf5) {
-      const std::string where = source->location(0);
-      const auto colon = where.rfind(':');
-      writer = emio::create_hdf5_volume(o.output, where.substr(colon + 1, where.rfind('[') - colon - 1), vs, source->bits(), source->resolution_nm());
+      writer = emio::create_hdf5_volume(o.output, source->dataset(), vs, source->bits(), source->resolution_nm());
     } else {
       writer = emio::create_image_stack(o.output, emio::ImageFormat::kPng, vs, source->bits());
     }

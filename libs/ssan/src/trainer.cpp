@@ -16,6 +16,7 @@
 #include "emt/common/cli.hpp"
 #include "emt/common/error.hpp"
 #include "emt/common/progress.hpp"
+#include "emt/emio/volume_writer.hpp"
 #include "emt/ssan/dataset.hpp"
 #include "emt/ssan/losses.hpp"
 #include "emt/ssan/metrics.hpp"
@@ -141,9 +142,7 @@ void draw_loss_curve(const fs::path& path, const std::vector<std::pair<std::int6
   cv::polylines(img, line, false, cv::Scalar(200, 60, 0), 1, cv::LINE_AA);
   cv::putText(img, fmt::format("loss (log10 {:.2f}..{:.2f}) over steps {}..{}", lo, hi, points.front().first, points.back().first),
               cv::Point(m, m - 12), cv::FONT_HERSHEY_SIMPLEX, 0.45, cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
-  std::vector<unsigned char> png;
-  cv::imencode(".png", img, png);
-  write_file_atomic(path, std::string(png.begin(), png.end()));
+  emio::write_image_atomic(path.string(), img);
 }
 
 struct Validation {
@@ -302,6 +301,7 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& o, const std::f
       throw Error(ErrorKind::kAborted, fmt::format("interrupted at step {}; checkpoint saved, --resume continues", step), (run / "last.pt").string());
     }
     if (epoch_end || step == total) {
+      bool improved = false;
       if (val_data) {
         Validation v = validate(model, *val_data, o.val_samples, o.montage_samples);
         summary.last_validation = json{{"step", step}, {"epoch", epoch}, {"psnr", v.psnr}, {"ssim", v.ssim}, {"ie", v.ie}};
@@ -309,21 +309,22 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& o, const std::f
         if (!v.montage_rows.empty()) {
           cv::Mat montage;
           cv::vconcat(v.montage_rows, montage);
-          std::vector<unsigned char> png;
-          cv::imencode(".png", montage, png);
-          write_file_atomic(run / fmt::format("montage-epoch{:03d}.png", epoch), std::string(png.begin(), png.end()));
+          emio::write_image_atomic((run / fmt::format("montage-epoch{:03d}.png", epoch)).string(), montage);
         }
-        if (v.psnr > state.best_psnr) {
+        improved = v.psnr > state.best_psnr;
+        if (improved) {
           state.best_psnr = v.psnr;
           summary.best_psnr = v.psnr;
-          checkpoint_now(next_epoch, resume_position);
-          fs::copy_file(run / "last.pt", run / "best.pt.tmp", fs::copy_options::overwrite_existing);
-          fsync_path(run / "best.pt.tmp");
-          fs::rename(run / "best.pt.tmp", run / "best.pt");
         }
       }
       draw_loss_curve(run / "loss.png", curve);
       checkpoint_now(next_epoch, resume_position);
+      if (improved) {
+        // best.pt is the checkpoint just written: copy it rather than serialise twice.
+        fs::copy_file(run / "last.pt", run / "best.pt.tmp", fs::copy_options::overwrite_existing);
+        fsync_path(run / "best.pt.tmp");
+        fs::rename(run / "best.pt.tmp", run / "best.pt");
+      }
       ++summary.epochs_done;
     }
   }

@@ -25,26 +25,12 @@ using nlohmann::json;
 
 namespace {
 
-json load_manifest(const std::string& dir) {
-  const fs::path p = fs::path(dir) / kManifestFile;
-  if (!fs::exists(p)) throw Error(ErrorKind::kNotFound, "no manifest.json: not a finished triplet-build output", dir);
-  try {
-    return json::parse(read_file(p));
-  } catch (const json::exception& e) {
-    throw Error(ErrorKind::kDataLoss, std::string("manifest is not valid JSON: ") + e.what(), p.string());
-  }
-}
-
 /// Partition of each (shard, index), from DIR/splits when present.
 std::map<std::pair<std::string, std::int64_t>, std::string> load_partitions(const std::string& dir) {
   std::map<std::pair<std::string, std::int64_t>, std::string> out;
   for (const char* name : kPartitionNames) {
-    const fs::path p = fs::path(dir) / "splits" / (std::string(name) + ".txt");
-    if (!fs::exists(p)) continue;
-    std::istringstream in(read_file(p));
-    std::string file;
-    std::int64_t index;
-    while (in >> file >> index) out[{file, index}] = name;
+    if (!fs::exists(split_file_path(dir, name))) continue;
+    for (const auto& entry : read_split_file(dir, name)) out[entry] = name;
   }
   return out;
 }
@@ -70,7 +56,7 @@ json distribution(std::vector<double> v, int bins) {
 }  // namespace
 
 json summarize(const std::string& dir) {
-  const json manifest = load_manifest(dir);
+  const json manifest = read_manifest(dir);
   const auto partitions = load_partitions(dir);
   std::map<std::string, std::map<std::string, std::int64_t>> per_source;
   std::vector<double> shift, ncc, sharp;
@@ -130,7 +116,7 @@ std::string format_summary(const json& j) {
 
 std::vector<std::string> verify_directory(const std::string& dir) {
   std::vector<std::string> problems;
-  const json manifest = load_manifest(dir);
+  const json manifest = read_manifest(dir);
   std::int64_t total = 0;
   for (const auto& s : manifest.at("shards")) {
     const std::string file = s.at("file").get<std::string>();
@@ -173,7 +159,7 @@ cv::Mat caption_row(const std::array<cv::Mat, 3>& tiles, int cell, const std::st
 }  // namespace
 
 cv::Mat montage(const std::string& dir, const MontageOptions& o) {
-  const json manifest = load_manifest(dir);
+  const json manifest = read_manifest(dir);
   std::vector<cv::Mat> rows;
   if (!o.rejected) {
     const auto samples = read_shard_directory(dir, /*verify_checksums=*/false);

@@ -5,6 +5,7 @@
 #include <map>
 #include <random>
 #include <set>
+#include <sstream>
 
 #include <fmt/format.h>
 
@@ -53,18 +54,34 @@ void parse_grouping(const std::string& text, SplitOptions& o) {
   throw Error(ErrorKind::kInvalidArgument, "--group must be z-block:N, z-block or none, not '" + text + "'");
 }
 
-std::vector<SampleRef> read_shard_directory(const std::string& dir, bool verify) {
-  const fs::path manifest_path = fs::path(dir) / kManifestFile;
-  if (!fs::is_directory(dir)) throw Error(ErrorKind::kNotFound, "no such directory", dir);
-  if (!fs::exists(manifest_path)) {
-    throw Error(ErrorKind::kNotFound, "no manifest.json: not a finished triplet-build output", dir);
-  }
-  json manifest;
+json read_manifest(const std::string& dir) {
+  const fs::path path = fs::path(dir) / kManifestFile;
+  if (!fs::exists(path)) throw Error(ErrorKind::kNotFound, "no manifest.json: not a finished triplet-build output", dir);
   try {
-    manifest = json::parse(read_file(manifest_path));
+    return json::parse(read_file(path));
   } catch (const json::exception& e) {
-    throw Error(ErrorKind::kDataLoss, std::string("manifest is not valid JSON: ") + e.what(), manifest_path.string());
+    throw Error(ErrorKind::kDataLoss, std::string("manifest is not valid JSON: ") + e.what(), path.string());
   }
+}
+
+std::string split_file_path(const std::string& dir, const std::string& name) {
+  return (fs::path(dir) / "splits" / (name + ".txt")).string();
+}
+
+std::vector<std::pair<std::string, std::int64_t>> read_split_file(const std::string& dir, const std::string& name) {
+  const std::string path = split_file_path(dir, name);
+  if (!fs::exists(path)) throw Error(ErrorKind::kNotFound, "no such split (run triplet-split first)", path);
+  std::vector<std::pair<std::string, std::int64_t>> out;
+  std::istringstream in(read_file(path));
+  std::string file;
+  std::int64_t index;
+  while (in >> file >> index) out.emplace_back(file, index);
+  return out;
+}
+
+std::vector<SampleRef> read_shard_directory(const std::string& dir, bool verify) {
+  if (!fs::is_directory(dir)) throw Error(ErrorKind::kNotFound, "no such directory", dir);
+  const json manifest = read_manifest(dir);
   std::map<std::string, int> steps;
   for (const auto& s : manifest.value("sources", json::array())) steps[s.value("id", "")] = s.value("step", 1);
   std::vector<SampleRef> out;
@@ -275,11 +292,11 @@ SplitResult run_split(const std::string& dir, const SplitOptions& o) {
   for (int p = 0; p < 3; ++p) {
     std::string text;
     for (const SampleRef& s : result.partitions[static_cast<std::size_t>(p)]) text += s.shard + " " + std::to_string(s.index) + "\n";
-    write_file_atomic(out / (std::string(kPartitionNames[p]) + ".txt"), text);
+    write_file_atomic(split_file_path(dir, kPartitionNames[p]), text);
   }
   write_file_atomic(out / "split.json", result.report.dump(2) + "\n");
   if (o.materialize) {
-    const json manifest = json::parse(read_file(fs::path(dir) / kManifestFile));
+    const json manifest = read_manifest(dir);
     for (int p = 0; p < 3; ++p) materialize(dir, kPartitionNames[p], result.partitions[static_cast<std::size_t>(p)], manifest);
   }
   return result;

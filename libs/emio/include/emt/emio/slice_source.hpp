@@ -57,6 +57,8 @@ class SliceSource {
   [[nodiscard]] virtual std::string location(std::int64_t z) const = 0;
   /// The path the source was opened from.
   [[nodiscard]] virtual std::string path() const = 0;
+  /// The HDF5 dataset path (empty for image stacks).
+  [[nodiscard]] virtual std::string dataset() const { return {}; }
   /// Voxel size (z, y, x) in nm when the data says so.
   [[nodiscard]] virtual std::optional<std::array<double, 3>> resolution_nm() const { return std::nullopt; }
 

@@ -35,4 +35,13 @@ enum class ImageFormat { kPng, kTiff };
 [[nodiscard]] std::unique_ptr<VolumeWriter> create_image_stack(const std::string& dir, ImageFormat format,
                                                                VolumeShape shape, int bits);
 
+/// Replaces slice z of an existing HDF5 volume in place (same shape and
+/// bit depth as the dataset). Throws kIo naming FILE:DATASET.
+void overwrite_hdf5_slice(const std::string& file, const std::string& dataset, std::int64_t z, const cv::Mat& slice);
+
+/// Encodes an image as `format` (".png", ".tif", ...; empty: the path's
+/// extension) and writes it atomically (temporary, fsync, rename). Throws kIo
+/// naming the path.
+void write_image_atomic(const std::string& path, const cv::Mat& image, const std::string& format = {});
+
 }  // namespace emt::emio

@@ -45,6 +45,16 @@ struct SampleRef {
   int step = 1;
 };
 
+/// DIR/manifest.json, parsed; throws kNotFound (no manifest: not a finished
+/// build) or kDataLoss (not valid JSON) naming the file.
+[[nodiscard]] nlohmann::json read_manifest(const std::string& dir);
+
+/// The (shard file, index) entries of DIR/splits/NAME.txt in file order;
+/// throws kNotFound naming the file when it does not exist.
+[[nodiscard]] std::vector<std::pair<std::string, std::int64_t>> read_split_file(const std::string& dir, const std::string& name);
+/// DIR/splits/NAME.txt
+[[nodiscard]] std::string split_file_path(const std::string& dir, const std::string& name);
+
 /// Reads manifest.json and every shard's metadata, verifying each shard's
 /// SHA-256 against the manifest (kDataLoss naming the file on mismatch).
 [[nodiscard]] std::vector<SampleRef> read_shard_directory(const std::string& dir, bool verify_checksums = true);
