@@ -5,6 +5,7 @@
 
 #include "emt/common/cli.hpp"
 #include "emt/common/error.hpp"
+#include "emt/common/text.hpp"
 #include "emt/ssan/trainer.hpp"
 
 int main(int argc, char** argv) {
@@ -18,8 +19,10 @@ int main(int argc, char** argv) {
             ("baselines-only", po::bool_switch(), "evaluate only linear, flow and blur (no checkpoint needed)")
             ("data", po::value<std::string>(), "triplet-build output directory")
             ("split", po::value<std::string>(), "split to evaluate (DIR/splits/NAME.txt); default: every triplet")
-            ("out,o", po::value<std::string>(), "write eval.md (table), eval.json and eval_samples.csv here")
-            ("blur-sigma", po::value<double>()->default_value(1.5), "sigma of the 'blur' reference row (linear mean, smoothed)")
+            ("out,o", po::value<std::string>(), "write eval.md (table), eval.json, eval_samples.csv and montage.png here")
+            ("montage-rows", po::value<int>()->default_value(6), "samples shown in OUT/montage.png, evenly spaced (0 = no montage)")
+            ("blur-sigma", po::value<std::string>()->default_value("best"),
+             "sigma of the 'blur' reference row (linear mean, smoothed); 'best': the sigma with the best mean PSNR on the evaluated triplets")
             ("max-samples", po::value<std::int64_t>()->default_value(0), "evaluate at most this many triplets, evenly spaced (0 = all)");
         if (!cli.parse()) return 0;
         torch::set_num_threads(cli.common().threads);
@@ -32,8 +35,14 @@ int main(int argc, char** argv) {
         o.data_dir = cli.get<std::string>("data");
         o.split = cli.get_optional<std::string>("split").value_or("");
         o.out_dir = cli.get_optional<std::string>("out").value_or("");
-        o.blur_sigma = cli.get<double>("blur-sigma");
+        const std::string sigma = cli.get<std::string>("blur-sigma");
+        if (sigma != "best") {
+          o.blur_sigma = emt::parse_double(sigma, "--blur-sigma");
+          if (!(o.blur_sigma >= 0)) throw emt::Error(emt::ErrorKind::kInvalidArgument, "--blur-sigma must be >= 0 or 'best'");
+        }
         o.max_samples = cli.get<std::int64_t>("max-samples");
+        o.montage_rows = cli.get<int>("montage-rows");
+        if (o.montage_rows < 0) throw emt::Error(emt::ErrorKind::kInvalidArgument, "--montage-rows must be >= 0");
         const auto result = emt::ssan::evaluate(o);
         if (cli.common().json) {
           std::cout << result.dump() << std::endl;

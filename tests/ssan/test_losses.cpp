@@ -1,3 +1,4 @@
+#include <cmath>
 #include <filesystem>
 
 #include <gtest/gtest.h>
@@ -42,6 +43,38 @@ TEST(Gram, NormalisedByCHW) {
   EXPECT_EQ(g.sizes(), (std::vector<int64_t>{2, 3, 3}));
   EXPECT_NEAR(g[0][1][2].item<double>(), 20.0 / 60.0, 1e-6);
   EXPECT_EQ(SsanLoss::style_distance({f}, {f}).item<double>(), 0.0);
+}
+
+TEST(Gram, StyleDistanceIsTheMeanSquaredGramDifferenceSummedOverLayers) {
+  torch::manual_seed(3);
+  const std::vector<torch::Tensor> a{torch::rand({2, 3, 4, 5}), torch::rand({2, 6, 2, 2})};
+  const std::vector<torch::Tensor> b{torch::rand({2, 3, 4, 5}), torch::rand({2, 6, 2, 2})};
+  double expected = 0;
+  for (int j = 0; j < 2; ++j) {
+    const auto d = gram(a[static_cast<std::size_t>(j)]) - gram(b[static_cast<std::size_t>(j)]);
+    double sum = 0;
+    for (int64_t i = 0; i < d.numel(); ++i) sum += std::pow(d.flatten()[i].item<double>(), 2);
+    expected += sum / static_cast<double>(d.numel());
+  }
+  EXPECT_NEAR(SsanLoss::style_distance(a, b).item<double>(), expected, 1e-7);
+}
+
+TEST(Vgg16, RandomFallbackKeepsEveryLayerAlive) {
+  // He init: activations stay O(1) down to relu4_3, unlike torch's default init.
+  Vgg16Features vgg;
+  vgg->randomize(20210101);
+  torch::manual_seed(1);
+  const auto x = to_vgg_input(torch::rand({1, 1, 64, 64}));
+  const auto f = vgg->forward(x);
+  ASSERT_EQ(f.size(), 4u);
+  for (const auto& layer : f) {
+    const double rms = layer.pow(2).mean().sqrt().item<double>();
+    EXPECT_GT(rms, 0.2);
+    EXPECT_LT(rms, 5.0);
+  }
+  Vgg16Features again;
+  again->randomize(20210101);
+  EXPECT_TRUE(torch::equal(again->forward(x)[3], f[3]));  // the same fixed weights every run
 }
 
 // Expected values from torchvision 0.14.1 (Debian python3-torchvision) with the

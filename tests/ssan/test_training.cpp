@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
 
 #include "emt/common/atomic_file.hpp"
 #include "emt/emio/slice_source.hpp"
@@ -134,9 +135,46 @@ TEST_F(Training, EvalReportsEveryMethodAndWritesFiles) {
     for (const char* k : {"psnr", "ssim", "ie", "sharpness_ratio"}) EXPECT_TRUE(j.at("methods").at(m).contains(k)) << m << " " << k;
   }
   EXPECT_GT(j.at("methods").at("linear").at("psnr").get<double>(), 15);
+  // Default blur row: the best sigma of a grid, reported with the whole search;
+  // its PSNR is the search's maximum and no fixed sigma does better.
+  const double best_sigma = j.at("blur_sigma").get<double>();
+  double best_psnr = 0;
+  for (const auto& [sigma, value] : j.at("blur_sigma_search").items()) best_psnr = std::max(best_psnr, value.get<double>());
+  EXPECT_NEAR(j.at("methods").at("blur").at("psnr").get<double>(), best_psnr, 1e-9);
+  for (const char* sigma : {"1", "1.5", "3"}) {
+    const auto fixed = run_tool("ssan-eval", "--baselines-only --data " + data() + " --split test --json --quiet --blur-sigma " + sigma);
+    ASSERT_EQ(fixed.exit_code, 0) << fixed.err;
+    const auto f = nlohmann::json::parse(fixed.out);
+    EXPECT_FALSE(f.contains("blur_sigma_search"));
+    EXPECT_DOUBLE_EQ(f.at("blur_sigma").get<double>(), std::stod(sigma));
+    EXPECT_LE(f.at("methods").at("blur").at("psnr").get<double>(), best_psnr + 1e-9) << "sigma " << sigma << " beats best " << best_sigma;
+  }
+  EXPECT_EQ(run_tool("ssan-eval", "--baselines-only --data " + data() + " --blur-sigma sharp").exit_code, 2);
   EXPECT_TRUE(fs::exists(out.path() / "e" / "eval.md"));
   const std::string csv = read_file(out.path() / "e" / "eval_samples.csv");
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 1 + 3 * j.at("n").get<int>());
+  // Montage: a label bar, then one captioned row per sample (at most 6) of
+  // slice 0 | linear | flow | blur | truth | slice 2 at the tile size (64 px,
+  // 2 px apart, 22 px caption bar). Its linear cell is the mean of its outer cells.
+  const cv::Mat montage = cv::imread((out.path() / "e" / "montage.png").string(), cv::IMREAD_GRAYSCALE);
+  ASSERT_FALSE(montage.empty());
+  const int rows = std::min(6, j.at("n").get<int>());
+  EXPECT_EQ(montage.cols, 6 * 66 - 2);
+  EXPECT_EQ(montage.rows, 22 + rows * (64 + 22));
+  auto cell = [&](int row, int col) { return montage(cv::Rect(col * 66, 22 + row * 86 + 22, 64, 64)); };
+  cv::Mat s0, s2, lin, mean, diff;
+  cell(0, 0).convertTo(s0, CV_32F);
+  cell(0, 5).convertTo(s2, CV_32F);
+  cell(0, 1).convertTo(lin, CV_32F);
+  cv::absdiff(lin, (s0 + s2) * 0.5, diff);
+  double max_diff = 0;
+  cv::minMaxLoc(diff, nullptr, &max_diff);
+  EXPECT_LE(max_diff, 1.0);
+  EXPECT_GT(cv::norm(s0, s2, cv::NORM_L1), 0);  // the outer cells differ: the check above means something
+  const auto no_montage = run_tool("ssan-eval", "--baselines-only --data " + data() + " --split test --out " + (out / "f") + " --montage-rows 0 --quiet");
+  ASSERT_EQ(no_montage.exit_code, 0) << no_montage.err;
+  EXPECT_TRUE(fs::exists(out.path() / "f" / "eval.md"));
+  EXPECT_FALSE(fs::exists(out.path() / "f" / "montage.png"));
   const auto bad = run_tool("ssan-eval", "--data " + data());
   EXPECT_EQ(bad.exit_code, 2);
   const auto missing = run_tool("ssan-eval", "--checkpoint /no/ckpt.pt --data " + data());

@@ -33,6 +33,15 @@ std::vector<torch::Tensor> Vgg16FeaturesImpl::forward(const torch::Tensor& x) {
   return out;
 }
 
+void Vgg16FeaturesImpl::randomize(std::uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(seed);
+  for (auto& [index, c] : convs_) {
+    torch::nn::init::kaiming_normal_(c->weight, 0.0, torch::kFanIn, torch::kReLU);
+    torch::nn::init::zeros_(c->bias);
+  }
+}
+
 void Vgg16FeaturesImpl::load_torchscript(const std::string& path) {
   if (!std::filesystem::exists(path)) throw Error(ErrorKind::kNotFound, "VGG16 weights file not found", path);
   torch::jit::script::Module m;
@@ -82,8 +91,8 @@ SsanLoss::SsanLoss(const LossConfig& config, const std::function<void(const std:
       vgg_source_ = "disabled";
       if (warn) warn("VGG16 ImageNet weights unavailable (" + why + "): feature and style losses DISABLED (loss.vgg_fallback = disable)");
     } else {
-      torch::manual_seed(20210101);  // fixed: the same random VGG in every run
       vgg_ = Vgg16Features();
+      vgg_->randomize(20210101);  // fixed: the same random VGG in every run
       vgg_source_ = "random-fixed (" + why + ")";
       if (warn) warn("VGG16 ImageNet weights unavailable (" + why + "): feature and style losses use FIXED RANDOM VGG16 weights; see docs/model.md to supply real ones");
     }
@@ -100,7 +109,10 @@ void SsanLoss::to(torch::Device device) {
 
 torch::Tensor SsanLoss::style_distance(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
   torch::Tensor s = torch::zeros({}, a.front().options());
-  for (std::size_t j = 0; j < a.size(); ++j) s = s + (gram(a[j]) - gram(b[j])).pow(2).sum({1, 2}).mean();
+  // Mean over the C x C entries (torch's mse_loss on Gram matrices, the
+  // convention the paper's 1e6 weight comes with); a sum would weigh relu4_3
+  // 512^2 times and make the term 4,000-260,000x larger.
+  for (std::size_t j = 0; j < a.size(); ++j) s = s + (gram(a[j]) - gram(b[j])).pow(2).mean();
   return s;
 }
 

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <set>
+#include <tuple>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -21,6 +23,7 @@
 #include "emt/ssan/losses.hpp"
 #include "emt/ssan/metrics.hpp"
 #include "emt/ssan/model.hpp"
+#include "emt/triplets/montage.hpp"
 
 namespace emt::ssan {
 namespace fs = std::filesystem;
@@ -39,10 +42,22 @@ cv::Mat to_mat(const torch::Tensor& t) {  // [H, W] float in [0, 1] -> CV_32F on
   return cv::Mat(static_cast<int>(c.size(0)), static_cast<int>(c.size(1)), CV_32F, c.data_ptr<float>()).clone();
 }
 
+torch::Tensor from_mat(const cv::Mat& u8) {  // CV_8UC1 -> [H, W] uint8 (a copy)
+  return torch::from_blob(u8.data, {u8.rows, u8.cols}, torch::kUInt8).clone();
+}
+
 cv::Mat to_u8(const torch::Tensor& t) {
   cv::Mat m;
   to_mat(t).convertTo(m, CV_8U);
   return m;
+}
+
+// |prediction - truth| on the 0-255 scale, doubled so small errors show.
+cv::Mat error_image(const cv::Mat& pred, const cv::Mat& truth) {
+  cv::Mat err, u8;
+  cv::absdiff(pred, truth, err);
+  err.convertTo(u8, CV_8U, 2.0);
+  return u8;
 }
 
 struct Checkpoint {
@@ -164,14 +179,9 @@ Validation validate(Ssan& model, const TripletDataset& data, int max_samples, in
     v.ssim += ssim(p, g);
     v.ie += interpolation_error(p, g);
     if (k < montage_samples) {
-      cv::Mat err;
-      cv::absdiff(p, g, err);
-      std::vector<cv::Mat> cells{to_u8(s[0]), to_u8(pred), to_u8(s[1]), to_u8(s[2])};
-      err.convertTo(err, CV_8U, 2.0);  // abs error, doubled for visibility
-      cells.push_back(err);
-      cv::Mat row;
-      cv::hconcat(cells, row);
-      v.montage_rows.push_back(row);
+      const auto& r = data.ref(i);
+      v.montage_rows.push_back(triplets::captioned_row({to_u8(s[0]), to_u8(pred), to_u8(s[1]), to_u8(s[2]), error_image(p, g)},
+                                                       data.tile_size(), fmt::format("{} z={} y={} x={}  PSNR {:.2f} dB", r.source, r.z, r.y, r.x, psnr(p, g))));
     }
   }
   v.psnr /= static_cast<double>(n);
@@ -307,9 +317,9 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& o, const std::f
         summary.last_validation = json{{"step", step}, {"epoch", epoch}, {"psnr", v.psnr}, {"ssim", v.ssim}, {"ie", v.ie}};
         std::ofstream(run / "val.csv", std::ios::app) << fmt::format("{},{},{:.6f},{:.6f},{:.6f}\n", step, epoch, v.psnr, v.ssim, v.ie);
         if (!v.montage_rows.empty()) {
-          cv::Mat montage;
-          cv::vconcat(v.montage_rows, montage);
-          emio::write_image_atomic((run / fmt::format("montage-epoch{:03d}.png", epoch)).string(), montage);
+          v.montage_rows.insert(v.montage_rows.begin(),
+                                triplets::column_labels({"slice 0", "prediction", "truth", "slice 2", "|error| x2"}, val_data->tile_size()));
+          emio::write_image_atomic((run / fmt::format("montage-epoch{:03d}.png", epoch)).string(), triplets::stack_rows(v.montage_rows));
         }
         improved = v.psnr > state.best_psnr;
         if (improved) {
@@ -341,6 +351,50 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& o, const std::f
   return summary;
 }
 
+namespace {
+
+// The triplet evaluated as sample k of n (evenly spaced when n < size).
+std::int64_t eval_index(std::int64_t k, std::int64_t n, std::int64_t size) {
+  return n == size ? k : (n == 1 ? 0 : k * (size - 1) / (n - 1));
+}
+
+std::array<cv::Mat, 3> read_u8(const TripletDataset& data, std::int64_t i) {
+  const torch::Tensor s = data.read(i).contiguous();
+  std::array<cv::Mat, 3> out;
+  for (int j = 0; j < 3; ++j) {
+    out[static_cast<std::size_t>(j)] =
+        cv::Mat(data.tile_size(), data.tile_size(), CV_8UC1, s[j].contiguous().data_ptr<std::uint8_t>()).clone();
+  }
+  return out;
+}
+
+// The strongest blur reference: the sigma whose smoothed linear mean has the
+// best mean PSNR on these very samples (an upper bound for what smoothing
+// alone buys; chosen on the evaluated data, so it favours the baseline).
+std::pair<double, json> best_blur_sigma(const TripletDataset& data, std::int64_t n) {
+  const std::vector<double> grid{0.5, 0.75, 1, 1.25, 1.5, 2, 2.5, 3, 4, 5, 6, 8};
+  std::vector<double> sum(grid.size(), 0.0);
+  for (std::int64_t k = 0; k < n; ++k) {
+    const auto t = read_u8(data, eval_index(k, n, data.size()));
+    const cv::Mat mean = linear_baseline(t[0], t[2]);
+    for (std::size_t g = 0; g < grid.size(); ++g) {
+      cv::Mat blurred, q;
+      cv::GaussianBlur(mean, blurred, cv::Size(0, 0), grid[g]);
+      blurred.convertTo(q, CV_8U);
+      sum[g] += psnr(q, t[1]);
+    }
+  }
+  json search = json::object();
+  std::size_t best = 0;
+  for (std::size_t g = 0; g < grid.size(); ++g) {
+    search[fmt::format("{}", grid[g])] = sum[g] / static_cast<double>(n);
+    if (sum[g] > sum[best]) best = g;
+  }
+  return {grid[best], search};
+}
+
+}  // namespace
+
 json evaluate(const EvalOptions& o) {
   const TripletDataset data(o.data_dir, o.split);
   std::unique_ptr<Ssan> model;
@@ -351,27 +405,37 @@ json evaluate(const EvalOptions& o) {
   std::map<std::string, std::array<double, 4>> sums;  // psnr, ssim, ie, sharpness ratio
   std::string csv = "shard,index,source,z,y,x,method,psnr,ssim,ie,sharpness_ratio\n";
   const std::int64_t n = o.max_samples > 0 ? std::min(o.max_samples, data.size()) : data.size();
+  json blur_search;
+  double blur_sigma = o.blur_sigma;
+  if (blur_sigma < 0) std::tie(blur_sigma, blur_search) = best_blur_sigma(data, n);
+  // Montage: evenly spaced samples, every method's prediction between the
+  // inputs and the truth, so a blurred win in PSNR can be seen for what it is.
+  const std::int64_t montage_n = o.out_dir.empty() ? 0 : std::min<std::int64_t>(o.montage_rows, n);
+  std::set<std::int64_t> montage_at;
+  for (std::int64_t j = 0; j < montage_n; ++j) montage_at.insert(montage_n == 1 ? 0 : j * (n - 1) / (montage_n - 1));
+  std::vector<cv::Mat> montage_rows;
+  std::vector<std::string> montage_labels{"slice 0"};
+  montage_labels.insert(montage_labels.end(), methods.begin(), methods.end());
+  montage_labels.insert(montage_labels.end(), {"truth", "slice 2"});
   torch::NoGradGuard no_grad;
   for (std::int64_t k = 0; k < n; ++k) {
-    const std::int64_t i = n == data.size() ? k : (n == 1 ? 0 : k * (data.size() - 1) / (n - 1));
-    const torch::Tensor s = data.read(i);
+    const std::int64_t i = eval_index(k, n, data.size());
     const auto& r = data.ref(i);
-    auto mat = [&](int j) {
-      return cv::Mat(data.tile_size(), data.tile_size(), CV_8UC1, s[j].contiguous().data_ptr<std::uint8_t>()).clone();
-    };
-    const cv::Mat s0 = mat(0), gt = mat(1), s2 = mat(2);
+    const auto [s0, gt, s2] = read_u8(data, i);
     const double gt_sharp = sharpness(gt);
+    std::vector<cv::Mat> cells{s0};
+    std::string caption = fmt::format("{} z={} y={} x={}  PSNR", r.source, r.z, r.y, r.x);
     for (const auto& m : methods) {
       cv::Mat pred;
       if (m == "ssan") {
-        const torch::Tensor in = torch::stack({s[0], s[2]}).unsqueeze(0).to(torch::kFloat32).div(255.0);
+        const torch::Tensor in = torch::stack({from_mat(s0), from_mat(s2)}).unsqueeze(0).to(torch::kFloat32).div(255.0);
         pred = to_mat((*model)->forward(in).output[0][0]);
       } else if (m == "linear") {
         pred = linear_baseline(s0, s2);
       } else if (m == "flow") {
         pred = flow_baseline(s0, s2);
       } else {
-        pred = blur_baseline(s0, s2, o.blur_sigma);
+        pred = blur_baseline(s0, s2, blur_sigma);
       }
       // Predictions are quantised to 8 bit, as an interpolated slice is stored.
       cv::Mat q;
@@ -379,11 +443,18 @@ json evaluate(const EvalOptions& o) {
       const std::array<double, 4> v{psnr(q, gt), ssim(q, gt), interpolation_error(q, gt), gt_sharp > 0 ? sharpness(q) / gt_sharp : 0};
       for (int j = 0; j < 4; ++j) sums[m][static_cast<std::size_t>(j)] += v[static_cast<std::size_t>(j)];
       csv += fmt::format("{},{},{},{},{},{},{},{:.6f},{:.6f},{:.6f},{:.6f}\n", r.shard, r.index, r.source, r.z, r.y, r.x, m, v[0], v[1], v[2], v[3]);
+      cells.push_back(q);
+      caption += fmt::format(" {} {:.1f}", m, v[0]);
+    }
+    if (montage_at.count(k) != 0) {
+      cells.insert(cells.end(), {gt, s2});
+      montage_rows.push_back(triplets::captioned_row(cells, data.tile_size(), caption));
     }
   }
   json result;
   result["n"] = n;
-  result["blur_sigma"] = o.blur_sigma;
+  result["blur_sigma"] = blur_sigma;
+  if (!blur_search.is_null()) result["blur_sigma_search"] = blur_search;  // mean PSNR per sigma tried
   for (const auto& m : methods) {
     const auto& s = sums[m];
     result["methods"][m] = {{"psnr", s[0] / n}, {"ssim", s[1] / n}, {"ie", s[2] / n}, {"sharpness_ratio", s[3] / n}};
@@ -393,6 +464,10 @@ json evaluate(const EvalOptions& o) {
     write_file_atomic(fs::path(o.out_dir) / "eval.md", format_eval_table(result));
     write_file_atomic(fs::path(o.out_dir) / "eval_samples.csv", csv);
     write_file_atomic(fs::path(o.out_dir) / "eval.json", result.dump(2) + "\n");
+    if (!montage_rows.empty()) {
+      montage_rows.insert(montage_rows.begin(), triplets::column_labels(montage_labels, data.tile_size()));
+      emio::write_image_atomic((fs::path(o.out_dir) / "montage.png").string(), triplets::stack_rows(montage_rows));
+    }
   }
   return result;
 }
@@ -402,7 +477,8 @@ std::string format_eval_table(const json& r) {
   for (const char* m : {"ssan", "linear", "flow", "blur"}) {
     if (!r.at("methods").contains(m)) continue;
     const json& v = r.at("methods").at(m);
-    const std::string name = std::string(m) == "blur" ? fmt::format("blur (sigma {})", r.value("blur_sigma", 0.0)) : std::string(m);
+    std::string name = m;
+    if (name == "blur") name = fmt::format("blur ({}sigma {})", r.contains("blur_sigma_search") ? "best " : "", r.value("blur_sigma", 0.0));
     t += fmt::format("| {} | {:.2f} | {:.4f} | {:.2f} | {:.2f} |\n", name, v.at("psnr").get<double>(), v.at("ssim").get<double>(),
                      v.at("ie").get<double>(), v.at("sharpness_ratio").get<double>());
   }

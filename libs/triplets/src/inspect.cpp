@@ -1,4 +1,5 @@
 #include "emt/triplets/inspect.hpp"
+#include "emt/triplets/montage.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -140,24 +141,6 @@ std::vector<std::string> verify_directory(const std::string& dir) {
   return problems;
 }
 
-namespace {
-
-cv::Mat caption_row(const std::array<cv::Mat, 3>& tiles, int cell, const std::string& caption, bool rejected) {
-  const int bar = 22;
-  cv::Mat row(cell + bar, 3 * cell + 4, CV_8UC3, cv::Scalar(255, 255, 255));
-  for (int k = 0; k < 3; ++k) {
-    cv::Mat small, colour;
-    cv::resize(tiles[static_cast<std::size_t>(k)], small, cv::Size(cell, cell), 0, 0, cv::INTER_AREA);
-    cv::cvtColor(small, colour, cv::COLOR_GRAY2BGR);
-    colour.copyTo(row(cv::Rect(k * (cell + 2), bar, cell, cell)));
-  }
-  cv::putText(row, caption, cv::Point(4, 16), cv::FONT_HERSHEY_SIMPLEX, 0.45, rejected ? cv::Scalar(0, 0, 200) : cv::Scalar(0, 0, 0), 1,
-              cv::LINE_AA);
-  return row;
-}
-
-}  // namespace
-
 cv::Mat montage(const std::string& dir, const MontageOptions& o) {
   const json manifest = read_manifest(dir);
   std::vector<cv::Mat> rows;
@@ -171,7 +154,7 @@ cv::Mat montage(const std::string& dir, const MontageOptions& o) {
       auto& r = readers[s.shard];
       if (!r) r = std::make_unique<ShardReader>((fs::path(dir) / s.shard).string());
       const TripletSample t = r->read(s.index);
-      rows.push_back(caption_row(t.slices, o.cell, fmt::format("{} z={} y={} x={}  ncc {:.2f}/{:.2f}", s.source, s.z, s.y, s.x, t.ncc[0], t.ncc[1]), false));
+      rows.push_back(captioned_row({t.slices.begin(), t.slices.end()}, o.cell, fmt::format("{} z={} y={} x={}  ncc {:.2f}/{:.2f}", s.source, s.z, s.y, s.x, t.ncc[0], t.ncc[1]), false));
     }
   } else {
     // Rejected tiles, re-read from the sources (unaligned: at the tile origin in each slice).
@@ -216,12 +199,10 @@ cv::Mat montage(const std::string& dir, const MontageOptions& o) {
                             cv::Rect(0, 0, static_cast<int>(src->shape().width), static_cast<int>(src->shape().height));
       std::array<cv::Mat, 3> tiles;
       for (int s = 0; s < 3; ++s) tiles[static_cast<std::size_t>(s)] = src->read_slice(z + (s - 1) * k)(rect).clone();
-      rows.push_back(caption_row(tiles, o.cell, fmt::format("{} z={} y={} x={}  {} {} (thr {})", f[0], z, y, x, f[4], f[5], f[6]), true));
+      rows.push_back(captioned_row({tiles.begin(), tiles.end()}, o.cell, fmt::format("{} z={} y={} x={}  {} {} (thr {})", f[0], z, y, x, f[4], f[5], f[6]), true));
     }
   }
-  cv::Mat out;
-  cv::vconcat(rows, out);
-  return out;
+  return stack_rows(rows);
 }
 
 std::int64_t export_triplets(const std::string& dir, const std::string& out, const ExportOptions& o) {

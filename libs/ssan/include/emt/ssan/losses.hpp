@@ -30,6 +30,11 @@ class Vgg16FeaturesImpl : public torch::nn::Module {
   /// Copies weights from a TorchScript module saved from torchvision (docs/model.md);
   /// throws emt::Error naming the file when it cannot be used.
   void load_torchscript(const std::string& path);
+  /// The fallback when no weights file exists: He-normal weights (fan-in, ReLU
+  /// gain), zero biases, from `seed`. This keeps activations O(1) through all
+  /// ten convolutions, as in a trained VGG, so all four feature layers count;
+  /// torch's default init shrinks them ~2.4x per layer (relu4_3 rms 0.007).
+  void randomize(std::uint64_t seed);
 
  private:
   std::vector<std::pair<int, torch::nn::Conv2d>> convs_;
@@ -53,7 +58,8 @@ class SsanLoss {
   LossTerms operator()(const torch::Tensor& pred, const torch::Tensor& gt, const torch::Tensor& outer);
   /// Where the VGG weights came from: "file:PATH", "random-fixed (no weights file)" or "disabled".
   [[nodiscard]] const std::string& vgg_source() const { return vgg_source_; }
-  /// Style distance S(a, b) from precomputed features (exposed for tests).
+  /// Style distance S(a, b) = sum over layers of the mean squared difference of
+  /// the Gram matrices, from precomputed features (exposed for tests).
   [[nodiscard]] static torch::Tensor style_distance(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b);
   /// The style-balance combination of S(pred, I_j) and S(gt, I_j) (exposed for tests).
   [[nodiscard]] static torch::Tensor style_balance(const std::array<torch::Tensor, 3>& pred_to_slice,

@@ -49,12 +49,14 @@ struct EvalOptions {
   std::string checkpoint;  ///< empty: baselines only
   std::string data_dir, split;  ///< split empty: every triplet
   std::string out_dir;     ///< markdown table and per-sample CSV (optional)
-  double blur_sigma = 1.5;
+  double blur_sigma = -1;  ///< sigma of the blur row; < 0: the best of a grid on these samples
   std::int64_t max_samples = 0;  ///< 0 = all
+  int montage_rows = 6;          ///< samples in out_dir/montage.png (0 = none)
 };
 
 /// PSNR / SSIM / IE / sharpness ratio per method: ssan (with a checkpoint),
-/// linear, flow, blur. Returns {"n", "methods": {name: {psnr, ssim, ie, sharpness_ratio}}}.
+/// linear, flow, blur. With out_dir: eval.md, eval.json, eval_samples.csv and
+/// montage.png (slice 0 | each method | truth | slice 2). Returns {"n", "methods": {name: {psnr, ssim, ie, sharpness_ratio}}}.
 nlohmann::json evaluate(const EvalOptions& options);
 /// The markdown table of an evaluate() result.
 std::string format_eval_table(const nlohmann::json& result);
