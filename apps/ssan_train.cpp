@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
             ("epochs", po::value<int>()->default_value(30), "epochs at the base learning rate (paper: 30)")
             ("decay-epochs", po::value<int>()->default_value(20), "further epochs at lr x 0.1 (paper: 20)")
             ("lr", po::value<double>()->default_value(1e-3), "Adam learning rate (paper: 1e-3)")
+            ("warmup-steps", po::value<std::int64_t>()->default_value(100), "linear learning-rate warm-up over this many steps (0 = none, as in the paper)")
             ("max-steps", po::value<std::int64_t>()->default_value(-1), "stop after this many steps (checkpoint written)")
             ("max-minutes", po::value<double>()->default_value(-1), "stop after this many minutes (checkpoint written)")
             ("seed", po::value<std::uint64_t>()->default_value(0), "seed for initialisation, order and augmentation")
@@ -41,19 +42,32 @@ int main(int argc, char** argv) {
           cli.require("out");
           o.run_dir = cli.get<std::string>("out");
         }
-        cli.require("data");
-        o.data_dir = cli.get<std::string>("data");
-        o.split = cli.get<std::string>("split") == "all" ? "" : cli.get<std::string>("split");
-        o.val_split = cli.get<std::string>("val-split") == "none" ? "" : cli.get<std::string>("val-split");
-        o.batch = cli.get<int>("batch");
-        o.crop = cli.get<int>("crop");
-        o.epochs = cli.get<int>("epochs");
-        o.decay_epochs = cli.get<int>("decay-epochs");
-        o.lr = cli.get<double>("lr");
+        // A resumed run keeps the options it was started with (RUN/run.json);
+        // only what is given again on the command line changes.
+        nlohmann::json started;
+        if (o.resume) started = nlohmann::json::parse(emt::read_file(o.run_dir + "/run.json"));
+        auto option = [&](const std::string& name, const std::string& key, auto fallback) {
+          using T = decltype(fallback);
+          if (!cli.has(name) && started.contains(key)) return started.at(key).get<T>();
+          return cli.get<T>(name);
+        };
+        if (!o.resume) cli.require("data");
+        o.data_dir = option("data", "data", std::string());
+        if (o.data_dir.empty()) throw emt::Error(emt::ErrorKind::kInvalidArgument, "give --data");
+        const std::string split = option("split", "split", std::string()), val_split = option("val-split", "val_split", std::string());
+        o.split = split == "all" ? "" : split;
+        o.val_split = val_split == "none" ? "" : val_split;
+        o.batch = option("batch", "batch", 0);
+        o.crop = option("crop", "crop", 0);
+        o.epochs = option("epochs", "epochs", 0);
+        o.decay_epochs = option("decay-epochs", "decay_epochs", 0);
+        o.lr = option("lr", "lr", 0.0);
+        // Runs started before warm-up existed had none.
+        o.warmup_steps = o.resume && !cli.has("warmup-steps") ? started.value("warmup_steps", std::int64_t{0}) : cli.get<std::int64_t>("warmup-steps");
         o.max_steps = cli.get<std::int64_t>("max-steps");
         o.max_minutes = cli.get<double>("max-minutes");
-        o.seed = cli.get<std::uint64_t>("seed");
-        o.val_samples = cli.get<int>("val-samples");
+        o.seed = option("seed", "seed", std::uint64_t{0});
+        o.val_samples = option("val-samples", "val_samples", 0);
         o.quiet = cli.common().quiet;
         emt::ssan::SsanConfig config;
         if (!cli.common().config_path.empty()) {

@@ -91,10 +91,19 @@ TEST_F(Training, ResumeGivesTheSameNextStepLoss) {
   ASSERT_EQ(run_tool("ssan-train", common + " --out " + (run / "part") + " --max-steps 5").exit_code, 0);
   const auto resumed = run_tool("ssan-train", common + " --resume " + (run / "part") + " --max-steps 8");
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
-  const auto a = losses(run.path() / "full"), b = losses(run.path() / "part");
+  // Resuming with nothing but the run directory keeps the run's own options
+  // (crop 32, batch 2, ... from run.json, not the tool's defaults).
+  ASSERT_EQ(run_tool("ssan-train", common + " --out " + (run / "bare") + " --max-steps 5").exit_code, 0);
+  const auto bare = run_tool("ssan-train", "--resume " + (run / "bare") + " --max-steps 8 --quiet --threads 1");
+  ASSERT_EQ(bare.exit_code, 0) << bare.err;
+  const auto a = losses(run.path() / "full"), b = losses(run.path() / "part"), c = losses(run.path() / "bare");
   ASSERT_EQ(a.size(), 8u);
   ASSERT_EQ(b.size(), 8u);
-  for (std::size_t i = 0; i < 8; ++i) EXPECT_NEAR(a[i], b[i], 1e-5 * std::abs(a[i])) << "step " << i + 1;
+  ASSERT_EQ(c.size(), 8u);
+  for (std::size_t i = 0; i < 8; ++i) {
+    EXPECT_NEAR(a[i], b[i], 1e-5 * std::abs(a[i])) << "step " << i + 1;
+    EXPECT_NEAR(a[i], c[i], 1e-5 * std::abs(a[i])) << "step " << i + 1;
+  }
 }
 
 TEST_F(Training, SigintSavesALoadableCheckpoint) {

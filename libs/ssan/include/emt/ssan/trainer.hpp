@@ -19,6 +19,7 @@ struct TrainOptions {
   int epochs = 30;                ///< at the base learning rate
   int decay_epochs = 20;          ///< then at lr * decay
   double lr = 1e-3, decay = 0.1;  ///< Adam (0.9, 0.999)
+  std::int64_t warmup_steps = 100;  ///< linear lr warm-up (not in the paper; 0 = none)
   std::int64_t max_steps = -1;    ///< stop after this many steps (a checkpoint is written)
   double max_minutes = -1;        ///< stop after this much time
   std::uint64_t seed = 0;
