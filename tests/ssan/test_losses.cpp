@@ -108,6 +108,7 @@ TEST(SsanLossTerms, FallsBackLoudlyWithoutVggWeights) {
   std::vector<std::string> warnings;
   LossConfig c;
   c.vgg_weights = "/no/such/vgg16.pt";
+  c.vgg_fallback = "random";
   SsanLoss random_vgg(c, [&](const std::string& w) { warnings.push_back(w); });
   ASSERT_EQ(warnings.size(), 1u);
   EXPECT_NE(warnings[0].find("RANDOM"), std::string::npos);

@@ -29,10 +29,11 @@ struct LossConfig {
   double style_weight = 1e6;          ///< style-balance loss L_bs
   double charbonnier_eps = 1e-6;
   /// VGG16 feature weights: a TorchScript file (docs/model.md). Empty or
-  /// missing: `vgg_fallback` decides (random = fixed random weights, with a
-  /// loud warning; disable = no feature or style loss).
+  /// missing: `vgg_fallback` decides, with a loud warning either way:
+  /// disable = no feature or style loss (default: measured better, see
+  /// docs/training.md), random = fixed random weights.
   std::string vgg_weights;
-  std::string vgg_fallback = "random";
+  std::string vgg_fallback = "disable";
 };
 
 struct SsanConfig {
