@@ -37,6 +37,7 @@ if [[ -x "$BIN/ssan-train" ]]; then
   step "5. ssan-eval: SSAN against linear, flow and blur on the test split"
   "$BIN/ssan-eval" --checkpoint "$RUN/last.pt" --data "$OUT/phantom_triplets" --split test --out "$RUN/eval"
   echo "run: $RUN (metrics.csv, loss.png, montage-epoch*.png, best.pt); table: $RUN/eval/eval.md; predictions side by side: $RUN/eval/montage.png"
+  echo "(one epoch of a 2,921-parameter model: it shows the pipeline, not the method; real runs and results: docs/training.md)"
 fi
 
 if [[ -d ../shared/data/isbi2012 ]]; then
