@@ -42,14 +42,10 @@ torch::Tensor TripletDataset::read(std::int64_t i) const {
   return t;
 }
 
-namespace {
-std::uint64_t mix(std::uint64_t x) { return splitmix64(x); }
-}  // namespace
-
 std::vector<std::int64_t> epoch_order(std::int64_t n, std::uint64_t seed, std::int64_t epoch, bool shuffle) {
   std::vector<std::int64_t> order(static_cast<std::size_t>(n));
   for (std::int64_t i = 0; i < n; ++i) order[static_cast<std::size_t>(i)] = i;
-  if (shuffle) portable_shuffle(order, mix(seed ^ mix(static_cast<std::uint64_t>(epoch))));
+  if (shuffle) portable_shuffle(order, splitmix64(seed ^ splitmix64(static_cast<std::uint64_t>(epoch))));
   return order;
 }
 
@@ -80,7 +76,7 @@ Batch BatchLoader::make(std::int64_t epoch, std::int64_t position) const {
   std::vector<torch::Tensor> outer, gt;
   for (int k = 0; k < batch_; ++k) {
     const std::int64_t pos = position + k;
-    std::mt19937_64 rng(mix(seed_ ^ mix(static_cast<std::uint64_t>(epoch) * 1000003ULL + static_cast<std::uint64_t>(pos))));
+    std::mt19937_64 rng(splitmix64(seed_ ^ splitmix64(static_cast<std::uint64_t>(epoch) * 1000003ULL + static_cast<std::uint64_t>(pos))));
     torch::Tensor s = data_.read(order[static_cast<std::size_t>(pos)]).to(torch::kFloat32).div_(255.0);
     if (crop < t) {
       const int y = static_cast<int>(rng() % static_cast<std::uint64_t>(t - crop + 1)), x = static_cast<int>(rng() % static_cast<std::uint64_t>(t - crop + 1));

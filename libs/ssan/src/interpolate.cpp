@@ -13,6 +13,7 @@
 #include "emt/common/atomic_file.hpp"
 #include "emt/common/error.hpp"
 #include "emt/common/progress.hpp"
+#include "emt/common/sampling.hpp"
 #include "emt/emio/slice_source.hpp"
 #include "emt/emio/volume_writer.hpp"
 #include "emt/ssan/trainer.hpp"
@@ -186,8 +187,10 @@ json interpolate_volume(const InterpolateOptions& o, const std::function<void(co
   for (std::int64_t z = 0; z < shape.depth; ++z) {
     if (!bad.count(z)) good.push_back(z);
   }
-  const std::size_t n = std::min<std::size_t>(16, good.size());
-  for (std::size_t i = 0; i < n; ++i) hists.push_back(triplets::histogram_of(source->read_slice(good[n == 1 ? 0 : i * (good.size() - 1) / (n - 1)]), true));
+  const std::int64_t n = std::min<std::int64_t>(16, static_cast<std::int64_t>(good.size()));
+  for (std::int64_t i = 0; i < n; ++i) {
+    hists.push_back(triplets::histogram_of(source->read_slice(good[static_cast<std::size_t>(evenly_spaced(i, n, static_cast<std::int64_t>(good.size())))]), true));
+  }
   const auto reference = triplets::reference_histogram(hists);
 
   std::map<std::int64_t, cv::Mat> filled;

@@ -18,6 +18,7 @@
 #include "emt/common/cli.hpp"
 #include "emt/common/error.hpp"
 #include "emt/common/progress.hpp"
+#include "emt/common/sampling.hpp"
 #include "emt/emio/volume_writer.hpp"
 #include "emt/ssan/dataset.hpp"
 #include "emt/ssan/losses.hpp"
@@ -183,17 +184,18 @@ Validation validate(Ssan& model, const TripletDataset& data, int max_samples, in
   Validation v;
   const std::int64_t n = max_samples > 0 ? std::min<std::int64_t>(data.size(), max_samples) : data.size();
   for (std::int64_t k = 0; k < n; ++k) {
-    const std::int64_t i = n == 1 ? 0 : k * (data.size() - 1) / (n - 1);
+    const std::int64_t i = evenly_spaced(k, n, data.size());
     const torch::Tensor s = data.read(i).to(torch::kFloat32).div_(255.0);
     const torch::Tensor pred = model->forward(torch::stack({s[0], s[2]}).unsqueeze(0)).output[0][0];
     const cv::Mat p = to_mat(pred), g = to_mat(s[1]);
-    v.psnr += psnr(p, g);
+    const double sample_psnr = psnr(p, g);
+    v.psnr += sample_psnr;
     v.ssim += ssim(p, g);
     v.ie += interpolation_error(p, g);
     if (k < montage_samples) {
       const auto& r = data.ref(i);
       v.montage_rows.push_back(triplets::captioned_row({to_u8(s[0]), to_u8(pred), to_u8(s[1]), to_u8(s[2]), error_image(p, g)},
-                                                       data.tile_size(), fmt::format("{} z={} y={} x={}  PSNR {:.2f} dB", r.source, r.z, r.y, r.x, psnr(p, g))));
+                                                       data.tile_size(), fmt::format("{} z={} y={} x={}  PSNR {:.2f} dB", r.source, r.z, r.y, r.x, sample_psnr)));
     }
   }
   v.psnr /= static_cast<double>(n);
@@ -366,17 +368,11 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& o, const std::f
 
 namespace {
 
-// The triplet evaluated as sample k of n (evenly spaced when n < size).
-std::int64_t eval_index(std::int64_t k, std::int64_t n, std::int64_t size) {
-  return n == size ? k : (n == 1 ? 0 : k * (size - 1) / (n - 1));
-}
-
 std::array<cv::Mat, 3> read_u8(const TripletDataset& data, std::int64_t i) {
-  const torch::Tensor s = data.read(i).contiguous();
+  const torch::Tensor s = data.read(i);  // [3, T, T] uint8, contiguous
   std::array<cv::Mat, 3> out;
   for (int j = 0; j < 3; ++j) {
-    out[static_cast<std::size_t>(j)] =
-        cv::Mat(data.tile_size(), data.tile_size(), CV_8UC1, s[j].contiguous().data_ptr<std::uint8_t>()).clone();
+    out[static_cast<std::size_t>(j)] = cv::Mat(data.tile_size(), data.tile_size(), CV_8UC1, s[j].data_ptr<std::uint8_t>()).clone();
   }
   return out;
 }
@@ -388,7 +384,7 @@ std::pair<double, json> best_blur_sigma(const TripletDataset& data, std::int64_t
   const std::vector<double> grid{0.5, 0.75, 1, 1.25, 1.5, 2, 2.5, 3, 4, 5, 6, 8};
   std::vector<double> sum(grid.size(), 0.0);
   for (std::int64_t k = 0; k < n; ++k) {
-    const auto t = read_u8(data, eval_index(k, n, data.size()));
+    const auto t = read_u8(data, evenly_spaced(k, n, data.size()));
     const cv::Mat mean = linear_baseline(t[0], t[2]);
     for (std::size_t g = 0; g < grid.size(); ++g) {
       cv::Mat blurred, q;
@@ -425,14 +421,14 @@ json evaluate(const EvalOptions& o) {
   // inputs and the truth, so a blurred win in PSNR can be seen for what it is.
   const std::int64_t montage_n = o.out_dir.empty() ? 0 : std::min<std::int64_t>(o.montage_rows, n);
   std::set<std::int64_t> montage_at;
-  for (std::int64_t j = 0; j < montage_n; ++j) montage_at.insert(montage_n == 1 ? 0 : j * (n - 1) / (montage_n - 1));
+  for (std::int64_t j = 0; j < montage_n; ++j) montage_at.insert(evenly_spaced(j, montage_n, n));
   std::vector<cv::Mat> montage_rows;
   std::vector<std::string> montage_labels{"slice 0"};
   montage_labels.insert(montage_labels.end(), methods.begin(), methods.end());
   montage_labels.insert(montage_labels.end(), {"truth", "slice 2"});
   torch::NoGradGuard no_grad;
   for (std::int64_t k = 0; k < n; ++k) {
-    const std::int64_t i = eval_index(k, n, data.size());
+    const std::int64_t i = evenly_spaced(k, n, data.size());
     const auto& r = data.ref(i);
     const auto [s0, gt, s2] = read_u8(data, i);
     const double gt_sharp = sharpness(gt);

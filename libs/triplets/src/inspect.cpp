@@ -14,6 +14,7 @@
 
 #include "emt/common/atomic_file.hpp"
 #include "emt/common/error.hpp"
+#include "emt/common/sampling.hpp"
 #include "emt/common/sha256.hpp"
 #include "emt/emio/slice_source.hpp"
 #include "emt/triplets/build.hpp"
@@ -147,10 +148,11 @@ cv::Mat montage(const std::string& dir, const MontageOptions& o) {
   if (!o.rejected) {
     const auto samples = read_shard_directory(dir, /*verify_checksums=*/false);
     if (samples.empty()) throw Error(ErrorKind::kInvalidData, "no accepted triplets to show", dir);
-    const std::size_t n = std::min<std::size_t>(samples.size(), static_cast<std::size_t>(o.max_rows));
+    const auto size = static_cast<std::int64_t>(samples.size());
+    const std::int64_t n = std::min<std::int64_t>(size, o.max_rows);
     std::map<std::string, std::unique_ptr<ShardReader>> readers;
-    for (std::size_t i = 0; i < n; ++i) {
-      const SampleRef& s = samples[n == 1 ? 0 : i * (samples.size() - 1) / (n - 1)];
+    for (std::int64_t i = 0; i < n; ++i) {
+      const SampleRef& s = samples[static_cast<std::size_t>(evenly_spaced(i, n, size))];
       auto& r = readers[s.shard];
       if (!r) r = std::make_unique<ShardReader>((fs::path(dir) / s.shard).string());
       const TripletSample t = r->read(s.index);
