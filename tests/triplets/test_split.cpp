@@ -192,6 +192,26 @@ TEST_F(SplitTool, MaterializedShardsEqualTheListedOnes) {
   }
 }
 
+TEST(SplitFile, ReadsEntriesAndRejectsAMalformedLineNamingTheFile) {
+  test::ScratchDir d;
+  fs::create_directories(d.path() / "splits");
+  std::ofstream(d.path() / "splits" / "ok.txt") << "shard-00000.h5 0\n\nshard-00001.h5 12\n";
+  const auto entries = read_split_file(d.path().string(), "ok");
+  ASSERT_EQ(entries.size(), 2u);
+  EXPECT_EQ(entries[1], (std::pair<std::string, std::int64_t>{"shard-00001.h5", 12}));
+  for (const char* bad : {"shard-00001.h5 one", "shard-00001.h5", "shard-00001.h5 3 4", "shard-00001.h5 -2"}) {
+    std::ofstream(d.path() / "splits" / "bad.txt") << "shard-00000.h5 0\n" << bad << "\nshard-00002.h5 1\n";
+    try {
+      (void)read_split_file(d.path().string(), "bad");
+      ADD_FAILURE() << "accepted '" << bad << "'";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kInvalidData);
+      EXPECT_NE(std::string(e.what()).find("bad.txt"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("line 2"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST_F(SplitTool, Errors) {
   test::ScratchDir d;
   auto r = test::run_tool("triplet-split", (*dir_ / "b") + " --ratios 3:1");

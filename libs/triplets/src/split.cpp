@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <charconv>
 #include <map>
 #include <random>
 #include <set>
@@ -73,9 +74,20 @@ std::vector<std::pair<std::string, std::int64_t>> read_split_file(const std::str
   if (!fs::exists(path)) throw Error(ErrorKind::kNotFound, "no such split (run triplet-split first)", path);
   std::vector<std::pair<std::string, std::int64_t>> out;
   std::istringstream in(read_file(path));
-  std::string file;
-  std::int64_t index;
-  while (in >> file >> index) out.emplace_back(file, index);
+  std::string line;
+  for (int number = 1; std::getline(in, line); ++number) {
+    if (trim(line).empty()) continue;
+    // "FILE INDEX" and nothing else: a damaged list must not silently shrink a split.
+    std::istringstream fields(line);
+    std::string file, index, extra;
+    fields >> file >> index >> extra;
+    std::int64_t value = -1;
+    const auto [end, ec] = std::from_chars(index.data(), index.data() + index.size(), value);
+    if (index.empty() || !extra.empty() || ec != std::errc() || end != index.data() + index.size() || value < 0) {
+      throw Error(ErrorKind::kInvalidData, fmt::format("line {} is not 'SHARD INDEX': '{}'", number, trim(line)), path);
+    }
+    out.emplace_back(file, value);
+  }
   return out;
 }
 

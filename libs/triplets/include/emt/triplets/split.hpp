@@ -50,7 +50,8 @@ struct SampleRef {
 [[nodiscard]] nlohmann::json read_manifest(const std::string& dir);
 
 /// The (shard file, index) entries of DIR/splits/NAME.txt in file order;
-/// throws kNotFound naming the file when it does not exist.
+/// throws kNotFound naming the file when it does not exist, kInvalidData
+/// naming it and the line when a line is not "SHARD INDEX".
 [[nodiscard]] std::vector<std::pair<std::string, std::int64_t>> read_split_file(const std::string& dir, const std::string& name);
 /// DIR/splits/NAME.txt
 [[nodiscard]] std::string split_file_path(const std::string& dir, const std::string& name);
