@@ -73,8 +73,7 @@ int main(int argc, char** argv) {
         if (!cli.common().config_path.empty()) {
           config = emt::ssan::load_config(cli.common().config_path);
         } else if (o.resume) {
-          const auto run = nlohmann::json::parse(emt::read_file(o.run_dir + "/run.json"));
-          config = emt::ssan::parse_config(run.at("config").get<std::string>(), o.run_dir + "/run.json");
+          config = emt::ssan::parse_config(started.at("config").get<std::string>(), o.run_dir + "/run.json");
         } else {
           throw emt::Error(emt::ErrorKind::kInvalidArgument, "give a model config (--config data_specs/ssan_small.ini)");
         }
