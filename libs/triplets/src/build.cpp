@@ -249,7 +249,9 @@ class Builder {
                     fmt::format("volume is {}x{}, smaller than one {}x{} tile", shape.width, shape.height, spec_.tile_size, spec_.tile_size),
                     ss.path);
       }
-      const auto [first, last] = ss.z.resolve(shape.depth);
+      // Not a structured binding: C++17 lambdas cannot capture those (clang refuses; the fuzz build uses it).
+      const auto range = ss.z.resolve(shape.depth);
+      const std::int64_t first = range.first, last = range.second;
       const std::set<std::int64_t> skip(ss.skip.begin(), ss.skip.end());
       auto usable = [&](std::int64_t z) { return z >= first && z < last && !skip.count(z); };
       for (std::int64_t z = first; z < last; ++z) {
