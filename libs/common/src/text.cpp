@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <limits>
 
 #include "emt/common/error.hpp"
 
@@ -91,6 +92,7 @@ IndexRange parse_range(std::string_view s) {
   const auto colon = t.find(':');
   if (colon == std::string::npos) {
     r.start = parse_int(t, "range");
+    if (*r.start == std::numeric_limits<std::int64_t>::max()) throw Error(ErrorKind::kInvalidArgument, "range: index too large: '" + t + "'");
     r.stop = *r.start + 1;
     return r;
   }
@@ -106,6 +108,11 @@ std::vector<std::int64_t> parse_index_list(std::string_view s) {
     if (item.find(':') != std::string::npos) {
       const IndexRange r = parse_range(item);
       if (!r.start || !r.stop) throw Error(ErrorKind::kInvalidArgument, "index list: open range not allowed: '" + item + "'");
+      // Bounded: a skip list "0:99999999999" must be an error, not minutes of work and gigabytes.
+      const auto count = *r.stop > *r.start ? static_cast<std::uint64_t>(*r.stop) - static_cast<std::uint64_t>(*r.start) : 0;
+      if (count > static_cast<std::uint64_t>(kMaxIndexListSize) - out.size()) {
+        throw Error(ErrorKind::kInvalidArgument, "index list: more than " + std::to_string(kMaxIndexListSize) + " entries: '" + item + "'");
+      }
       for (std::int64_t v = *r.start; v < *r.stop; ++v) out.push_back(v);
     } else {
       out.push_back(parse_int(item, "index list"));

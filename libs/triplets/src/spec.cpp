@@ -91,14 +91,24 @@ BuildSpec parse_spec(const std::string& text, const std::string& origin) {
       spec.sources.back().id = id;
     }
     SourceSpec& s = spec.sources[index[id]];
-    const std::string what = fmt::format("{} [source.{}] {}", origin, id, field);
-    if (field == "path") s.path = value;
-    else if (field == "dataset") s.dataset = value;
-    else if (field == "z") s.z = parse_range(value);
-    else if (field == "skip") s.skip = parse_index_list(value);
-    else if (field == "step") s.step = static_cast<int>(parse_int(value, what));
-    else if (field == "resolution") { /* informational: recorded in the spec text */ }
-    else throw Error(ErrorKind::kInvalidArgument, "unknown source key '" + field + "' in [source." + id + "]", origin);
+    const std::string what = fmt::format("[source.{}] {}", id, field);
+    try {
+      if (field == "path") s.path = value;
+      else if (field == "dataset") s.dataset = value;
+      else if (field == "z") s.z = parse_range(value);
+      else if (field == "skip") s.skip = parse_index_list(value);
+      else if (field == "step") {
+        const std::int64_t step = parse_int(value, what);
+        if (step < 1 || step > 1'000'000) throw Error(ErrorKind::kInvalidArgument, "must be in [1, 1000000]: " + value);
+        s.step = static_cast<int>(step);
+      }
+      else if (field == "resolution") { /* informational: recorded in the spec text */ }
+      else throw Error(ErrorKind::kInvalidArgument, "unknown source key '" + field + "' in [source." + id + "]", origin);
+    } catch (const Error& e) {
+      // The value parsers do not know the file: name it and the key (found by fuzz/fuzz_spec).
+      if (!e.where().empty()) throw;
+      throw Error(e.kind(), "bad spec: " + what + ": " + e.message(), origin);
+    }
   }
   validate(spec, origin);
   return spec;

@@ -24,7 +24,9 @@ struct IndexRange {
   [[nodiscard]] std::pair<std::int64_t, std::int64_t> resolve(std::int64_t size) const;
 };
 [[nodiscard]] IndexRange parse_range(std::string_view s);
-/// Parses "3,7,10:12" into {3, 7, 10, 11}.
+/// Longest list parse_index_list accepts (ranges expanded).
+inline constexpr std::int64_t kMaxIndexListSize = 1 << 24;
+/// Parses "3,7,10:12" into {3, 7, 10, 11}; kInvalidArgument beyond kMaxIndexListSize entries.
 [[nodiscard]] std::vector<std::int64_t> parse_index_list(std::string_view s);
 
 }  // namespace emt
