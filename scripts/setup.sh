@@ -15,6 +15,8 @@ packages=(
   libfmt-dev
   libgtest-dev libgmock-dev
   nlohmann-json3-dev
+  # Chunk codecs of the Zarr / N5 / precomputed readers (libs/emio), found through pkg-config.
+  libblosc-dev libzstd-dev zlib1g-dev liblzma-dev
   # SHA-256 of shards through OpenSSL: uses the CPU's SHA extensions (~10x our portable code).
   libssl-dev
   # LibTorch calls libblas.so.3; the reference BLAS is ~30x slower than OpenBLAS.

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <opencv2/imgcodecs.hpp>
 
@@ -45,6 +46,60 @@ void write_volume(VolumeWriter& w, int bits) {
   w.commit();
 }
 
+enum class Layout { kZarr, kOmeZarr, kN5 };
+
+ChunkedWriteOptions chunked(Compression c) {
+  ChunkedWriteOptions o;
+  o.chunks = {2, 16, 16};
+  o.compression = c;
+  o.resolution_nm = std::array<double, 3>{40, 4, 4};
+  return o;
+}
+
+std::string write_chunked(const fs::path& dir, int bits, const ChunkedWriteOptions& o, Layout layout) {
+  fs::create_directories(dir.parent_path());
+  auto w = layout == Layout::kN5 ? create_n5_volume(dir.string(), kShape, bits, o)
+                                 : create_zarr_volume(dir.string(), kShape, bits, o, layout == Layout::kOmeZarr);
+  write_volume(*w, bits);
+  return dir.string();
+}
+
+/// A Neuroglancer precomputed volume as its documentation describes it
+/// (volume.md: info JSON, raw chunks named x0-x1_y0-y1_z0-z1, x fastest),
+/// chunks 16 x 16 x 2 (x, y, z), voxel_offset (3, 5, 7); `gzip`: chunk files
+/// stored gzip-compressed under NAME.gz, as CloudVolume does.
+std::string write_precomputed(const fs::path& dir, int bits, bool gzip) {
+  const std::int64_t off[3] = {3, 5, 7}, ch[3] = {16, 16, 2};  // x, y, z
+  fs::create_directories(dir / "s0");
+  std::ofstream(dir / "info") << fmt::format(
+      R"({{"type": "image", "data_type": "{}", "num_channels": 1, "scales": [{{"key": "s0", "size": [{}, {}, {}],
+          "resolution": [4, 4, 40], "voxel_offset": [{}, {}, {}], "chunk_sizes": [[{}, {}, {}]], "encoding": "raw"}}]}})",
+      bits == 8 ? "uint8" : "uint16", kShape.width, kShape.height, kShape.depth, off[0], off[1], off[2], ch[0], ch[1], ch[2]);
+  for (std::int64_t z0 = 0; z0 < kShape.depth; z0 += ch[2])
+    for (std::int64_t y0 = 0; y0 < kShape.height; y0 += ch[1])
+      for (std::int64_t x0 = 0; x0 < kShape.width; x0 += ch[0]) {
+        const std::int64_t z1 = std::min(z0 + ch[2], kShape.depth), y1 = std::min(y0 + ch[1], kShape.height),
+                           x1 = std::min(x0 + ch[0], kShape.width);
+        std::string bytes;
+        for (std::int64_t z = z0; z < z1; ++z) {
+          const cv::Mat m = pattern(z, bits);
+          for (std::int64_t y = y0; y < y1; ++y)
+            bytes.append(reinterpret_cast<const char*>(m.ptr(static_cast<int>(y))) + x0 * m.elemSize(),
+                         static_cast<std::size_t>(x1 - x0) * m.elemSize());
+        }
+        const std::string name = fmt::format("{}-{}_{}-{}_{}-{}", x0 + off[0], x1 + off[0], y0 + off[1], y1 + off[1], z0 + off[2], z1 + off[2]);
+        if (gzip) {
+          std::ofstream(dir / "s0" / (name + ".raw")) << bytes;
+          const std::string cmd = "gzip -n -c " + (dir / "s0" / (name + ".raw")).string() + " > " + (dir / "s0" / (name + ".gz")).string();
+          EXPECT_EQ(std::system(cmd.c_str()), 0);
+          fs::remove(dir / "s0" / (name + ".raw"));
+        } else {
+          std::ofstream(dir / "s0" / name, std::ios::binary) << bytes;
+        }
+      }
+  return dir.string();
+}
+
 std::vector<Backend> backends() {
   return {
       {"hdf5_u8", 8, [](const fs::path& d) { auto w = create_hdf5_volume((d / "v.h5").string(), "volumes/raw", kShape, 8, std::array<double, 3>{40, 4, 4}); write_volume(*w, 8); return (d / "v.h5").string(); }},
@@ -58,6 +113,24 @@ std::vector<Backend> backends() {
          const auto p = (d / "m.tif").string();
          cv::imwritemulti(p, pages);
          return p; }},
+      // Chunked volumes: chunks that do not divide the shape, so edge chunks are partial.
+      {"zarr_blosc_u8", 8, [](const fs::path& d) { return write_chunked(d / "v.zarr", 8, chunked(Compression::kBlosc), Layout::kZarr); }},
+      {"zarr_zstd_u16_F_bigendian_slash", 16, [](const fs::path& d) {
+         auto o = chunked(Compression::kZstd);
+         o.fortran_order = o.big_endian = true;
+         o.dimension_separator = '/';
+         return write_chunked(d / "v.zarr", 16, o, Layout::kZarr); }},
+      {"zarr_group_colon_dataset", 8, [](const fs::path& d) {
+         write_chunked(d / "c.zarr" / "volumes" / "raw", 8, chunked(Compression::kGzip), Layout::kZarr);
+         std::ofstream(d / "c.zarr" / ".zgroup") << R"({"zarr_format": 2})";
+         return (d / "c.zarr").string() + ":volumes/raw"; }},
+      {"omezarr_zlib_u16", 16, [](const fs::path& d) { return write_chunked(d / "v.ome.zarr", 16, chunked(Compression::kZlib), Layout::kOmeZarr); }},
+      {"n5_gzip_u8_dataset_dir", 8, [](const fs::path& d) {
+         write_chunked(d / "c.n5" / "raw", 8, chunked(Compression::kGzip), Layout::kN5);
+         return (d / "c.n5" / "raw").string(); }},
+      {"n5_xz_u16", 16, [](const fs::path& d) { return write_chunked(d / "v.n5", 16, chunked(Compression::kXz), Layout::kN5); }},
+      {"precomputed_raw_u8", 8, [](const fs::path& d) { return write_precomputed(d / "pc", 8, false); }},
+      {"precomputed_gzip_u16_file_url", 16, [](const fs::path& d) { return "file://" + write_precomputed(d / "pc", 16, true); }},
   };
 }
 }  // namespace
@@ -85,6 +158,7 @@ TEST_P(SourceBackend, ReadsEverySliceExactly) {
 }
 
 class Uint16Backend : public ::testing::TestWithParam<Backend> {};
+class ChunkedBackend : public ::testing::TestWithParam<Backend> {};
 
 TEST_P(Uint16Backend, MappingUsesVolumeWidePercentiles) {
   test::ScratchDir dir;
@@ -113,10 +187,36 @@ std::vector<Backend> sixteen_bit_backends() {
   return out;
 }
 
+std::vector<Backend> chunked_backends() {
+  std::vector<Backend> out;
+  for (const auto& b : backends()) {
+    for (const char* prefix : {"zarr", "omezarr", "n5", "precomputed"}) {
+      if (b.name.rfind(prefix, 0) == 0) out.push_back(b);
+    }
+  }
+  return out;
+}
+
 INSTANTIATE_TEST_SUITE_P(AllBackends, SourceBackend, ::testing::ValuesIn(backends()),
                          [](const auto& info) { return info.param.name; });
 INSTANTIATE_TEST_SUITE_P(SixteenBit, Uint16Backend, ::testing::ValuesIn(sixteen_bit_backends()),
                          [](const auto& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(Chunked, ChunkedBackend, ::testing::ValuesIn(chunked_backends()),
+                         [](const auto& info) { return info.param.name; });
+
+TEST_P(ChunkedBackend, ReportsVoxelSizeAndCountsChunks) {
+  test::ScratchDir dir;
+  const auto src = open_source(GetParam().make(dir.path()));
+  ASSERT_TRUE(src->resolution_nm().has_value()) << to_string(src->kind());
+  EXPECT_EQ(*src->resolution_nm(), (std::array<double, 3>{40, 4, 4}));
+  // Every slice read twice: each chunk decoded once (3 x 2 x 3 chunks of 2 x 16 x 16).
+  for (int pass = 0; pass < 2; ++pass)
+    for (std::int64_t z = 0; z < kShape.depth; ++z) (void)src->read_raw(z);
+  const auto stats = src->chunk_cache_stats();
+  ASSERT_TRUE(stats.has_value());
+  EXPECT_EQ(stats->loads, 3u * 2u * 3u);
+  EXPECT_EQ(stats->hits, 2u * 5u * 2u * 3u - 18u);
+}
 
 TEST(Hdf5Source, ReadsResolutionAttribute) {
   test::ScratchDir dir;

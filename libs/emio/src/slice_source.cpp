@@ -3,7 +3,11 @@
 #include <glob.h>
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
 
 #include "emt/common/error.hpp"
 #include "emt/common/text.hpp"
@@ -17,6 +21,10 @@ const char* to_string(SourceKind kind) noexcept {
     case SourceKind::kHdf5: return "hdf5";
     case SourceKind::kImageStack: return "image-stack";
     case SourceKind::kMultipageTiff: return "multipage-tiff";
+    case SourceKind::kZarr: return "zarr";
+    case SourceKind::kOmeZarr: return "ome-zarr";
+    case SourceKind::kN5: return "n5";
+    case SourceKind::kPrecomputed: return "precomputed";
   }
   return "unknown";
 }
@@ -89,14 +97,96 @@ std::vector<std::string> list_image_files(const std::string& dir_or_glob) {
   return files;
 }
 
-std::unique_ptr<SliceSource> open_source(const std::string& path, const SourceOptions& options,
+namespace {
+
+enum class DirKind { kOther, kZarrArray, kZarrGroup, kOmeZarr, kN5Dataset, kN5Group, kPrecomputed };
+
+/// What a directory holds, from its metadata files alone.
+DirKind chunked_kind(const fs::path& dir) {
+  auto has = [&](const char* name) { return fs::is_regular_file(dir / name); };
+  auto json_has = [&](const char* name, const char* key) {
+    std::ifstream in(dir / name);
+    try {
+      const auto j = nlohmann::json::parse(in);
+      return j.is_object() && j.contains(key);
+    } catch (const nlohmann::json::exception&) {
+      return false;
+    }
+  };
+  if (has(".zarray")) return DirKind::kZarrArray;
+  if (has(".zattrs") && json_has(".zattrs", "multiscales")) return DirKind::kOmeZarr;
+  if (has(".zgroup")) return DirKind::kZarrGroup;
+  if (has("attributes.json")) return json_has("attributes.json", "dimensions") ? DirKind::kN5Dataset : DirKind::kN5Group;
+  if (has("info") && json_has("info", "scales")) return DirKind::kPrecomputed;
+  return DirKind::kOther;
+}
+
+bool has_prefix(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
+
+bool all_digits(const std::string& s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c) != 0; });
+}
+
+/// A chunked container `dir`; `inner` is the dataset path given after ':' (or
+/// the default dataset for a group), a level number for multiscale volumes.
+std::unique_ptr<SliceSource> open_chunked(const std::string& dir, DirKind kind, const std::string& inner, bool inner_given,
+                                          SourceOptions options) {
+  if (kind == DirKind::kOmeZarr || kind == DirKind::kPrecomputed) {
+    if (inner_given) {
+      if (!all_digits(inner)) throw Error(ErrorKind::kInvalidArgument, "a multiscale volume takes a level number after ':', not '" + inner + "'", dir);
+      const int level = std::stoi(inner);
+      if (options.scale != 0 && options.scale != level) {
+        throw Error(ErrorKind::kInvalidArgument, "the path names level " + inner + " and the options scale " + std::to_string(options.scale), dir);
+      }
+      options.scale = level;
+    }
+    return kind == DirKind::kOmeZarr ? open_ome_zarr(dir, options) : open_precomputed(dir, options);
+  }
+  if (kind == DirKind::kZarrArray || kind == DirKind::kN5Dataset) {
+    if (inner_given) throw Error(ErrorKind::kInvalidArgument, "is an array itself, not a container of '" + inner + "'", dir);
+    return kind == DirKind::kZarrArray ? open_zarr_array(dir, options) : open_n5_dataset(dir, options);
+  }
+  // A group: the named (or default) dataset inside it.
+  const fs::path inner_dir = fs::path(dir) / inner;
+  const DirKind inner_kind = fs::is_directory(inner_dir) ? chunked_kind(inner_dir) : DirKind::kOther;
+  if (inner_kind == DirKind::kZarrArray) return open_zarr_array(dir, options, inner);
+  if (inner_kind == DirKind::kN5Dataset) return open_n5_dataset(dir, options, inner);
+  if (inner_kind == DirKind::kOmeZarr || inner_kind == DirKind::kPrecomputed) {
+    auto src = open_chunked(inner_dir.string(), inner_kind, {}, false, options);
+    return src;
+  }
+  throw Error(ErrorKind::kNotFound,
+              "no array '" + inner + "' in this " + (kind == DirKind::kZarrGroup ? "Zarr" : "N5") +
+                  " group (name one as GROUP/ARRAY or GROUP:ARRAY)",
+              dir);
+}
+
+}  // namespace
+
+std::unique_ptr<SliceSource> open_source(const std::string& given_path, const SourceOptions& options,
                                          const std::string& default_dataset) {
+  std::string path = given_path;
+  // URLs: neuroglancer's precomputed:// prefix, then file:// (local); others need a network.
+  if (has_prefix(path, "precomputed://")) path = path.substr(14);
+  if (has_prefix(path, "zarr://") || has_prefix(path, "n5://")) path = path.substr(path.find("://") + 3);
+  if (has_prefix(path, "file://")) path = path.substr(7);
+  for (const char* scheme : {"gs://", "s3://", "http://", "https://"}) {
+    if (has_prefix(path, scheme)) throw Error(ErrorKind::kInvalidArgument, "network sources not supported yet", given_path);
+  }
   // FILE:dataset/path, when FILE exists (a plain path may contain ':' too).
   const auto colon = path.rfind(':');
-  if (colon != std::string::npos && colon > 0 && fs::is_regular_file(path.substr(0, colon)) && !fs::exists(path)) {
-    return open_hdf5_volume(path.substr(0, colon), path.substr(colon + 1), options);
+  if (colon != std::string::npos && colon > 0 && !fs::exists(path)) {
+    const std::string head = path.substr(0, colon), tail = path.substr(colon + 1);
+    if (fs::is_regular_file(head)) return open_hdf5_volume(head, tail, options);
+    if (fs::is_directory(head)) {
+      const DirKind kind = chunked_kind(head);
+      if (kind != DirKind::kOther) return open_chunked(head, kind, tail, true, options);
+      throw Error(ErrorKind::kInvalidArgument, "not a Zarr, N5 or precomputed container, so ':" + tail + "' means nothing", head);
+    }
   }
   if (fs::is_directory(path)) {
+    const DirKind kind = chunked_kind(path);
+    if (kind != DirKind::kOther) return open_chunked(path, kind, default_dataset, false, options);
     auto files = list_image_files(path);
     if (files.empty()) throw Error(ErrorKind::kNotFound, "directory holds no PNG or TIFF images", path);
     return open_image_stack(std::move(files), options);

@@ -8,6 +8,10 @@
 //     when present.
 //   - ImageStackSource: a directory or glob of PNG/TIFF files in natural sort
 //     order, or one multipage TIFF; 8 or 16 bit grey.
+//   - Chunked volumes (Zarr v2, OME-Zarr 0.4, N5, Neuroglancer precomputed):
+//     a slice is assembled from the chunks that cross it; decoded chunks are
+//     kept in a per-source cache bounded by SourceOptions::chunk_cache_bytes,
+//     so consecutive slices decode each chunk once (docs/formats.md).
 // Every backend returns 8-bit slices: 16-bit data is mapped to 8 bit by robust
 // volume-wide percentiles (Uint16Mapping), computed once from sample slices
 // so contrast does not change from slice to slice.
@@ -16,6 +20,7 @@
 // dataset/index): kNotFound, kDataLoss (truncated/corrupt), kInvalidData (wrong
 // dtype, rank, size).
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -41,9 +46,24 @@ struct Uint16Mapping {
 
 struct SourceOptions {
   Uint16Mapping uint16;
+  /// Decoded chunks kept per chunked source. Sequential z reads decode each
+  /// chunk once when the chunks crossing one z plane fit in it.
+  std::size_t chunk_cache_bytes = std::size_t{512} << 20;
+  /// Resolution level of an OME-Zarr multiscale group or a precomputed volume
+  /// (0: full resolution). `PATH:N` in the path says the same.
+  int scale = 0;
 };
 
-enum class SourceKind { kHdf5, kImageStack, kMultipageTiff };
+/// What a chunked source's cache did so far (tests, benchmarks, reports).
+struct ChunkCacheStats {
+  std::uint64_t loads = 0;      ///< chunks read and decoded (missing chunks included)
+  std::uint64_t hits = 0;       ///< chunk requests answered from the cache
+  std::uint64_t evictions = 0;  ///< chunks dropped to stay within the budget
+  std::size_t bytes_held = 0;   ///< decoded bytes in the cache now
+  std::size_t peak_bytes = 0;   ///< most decoded bytes ever held at once
+};
+
+enum class SourceKind { kHdf5, kImageStack, kMultipageTiff, kZarr, kOmeZarr, kN5, kPrecomputed };
 [[nodiscard]] const char* to_string(SourceKind kind) noexcept;
 
 class SliceSource {
@@ -57,10 +77,13 @@ class SliceSource {
   [[nodiscard]] virtual std::string location(std::int64_t z) const = 0;
   /// The path the source was opened from.
   [[nodiscard]] virtual std::string path() const = 0;
-  /// The HDF5 dataset path (empty for image stacks).
+  /// The dataset inside its container (HDF5 dataset, Zarr/N5 array given as
+  /// CONTAINER:DATASET, OME-Zarr level path); empty for image stacks.
   [[nodiscard]] virtual std::string dataset() const { return {}; }
   /// Voxel size (z, y, x) in nm when the data says so.
   [[nodiscard]] virtual std::optional<std::array<double, 3>> resolution_nm() const { return std::nullopt; }
+  /// Chunk cache counters of chunked sources; nullopt for the others.
+  [[nodiscard]] virtual std::optional<ChunkCacheStats> chunk_cache_stats() const { return std::nullopt; }
 
   /// Slice z as CV_8UC1 (height x width). Thread-safe.
   [[nodiscard]] cv::Mat read_slice(std::int64_t z) const;
@@ -80,10 +103,18 @@ class SliceSource {
 
 /// Opens a source from a path, detecting its kind:
 ///   FILE.h5 or FILE.h5:dataset/path  -> HDF5 (also any file with the HDF5 signature)
+///   DIR with .zarray                 -> Zarr v2 array
+///   DIR with .zattrs `multiscales`   -> OME-Zarr (level options.scale, or DIR:N)
+///   DIR with attributes.json         -> N5 dataset
+///   DIR with info (`scales`)         -> Neuroglancer precomputed (scale options.scale, or DIR:N);
+///                                       also file://DIR and precomputed://file://DIR
+///   CONTAINER:dataset/path           -> the Zarr/N5 array CONTAINER/dataset/path
+///   Zarr / N5 group                  -> its `default_dataset` array
 ///   DIRECTORY                        -> every *.png, *.tif, *.tiff in it
 ///   PATTERN with * ? [               -> the glob's matches
 ///   FILE.tif / FILE.tiff             -> multipage TIFF
-/// `default_dataset` is used for HDF5 when the path names none.
+///   gs://, s3://, http(s)://         -> kInvalidArgument: network sources are not supported yet
+/// `default_dataset` is used for HDF5 and Zarr/N5 groups when the path names none.
 [[nodiscard]] std::unique_ptr<SliceSource> open_source(const std::string& path, const SourceOptions& options = {},
                                                        const std::string& default_dataset = "volumes/raw");
 
@@ -94,6 +125,14 @@ class SliceSource {
                                                             const SourceOptions& options = {});
 [[nodiscard]] std::unique_ptr<SliceSource> open_multipage_tiff(const std::string& file,
                                                                const SourceOptions& options = {});
+
+/// Chunked volumes (see docs/formats.md for what each supports).
+[[nodiscard]] std::unique_ptr<SliceSource> open_zarr_array(const std::string& dir, const SourceOptions& options = {},
+                                                           const std::string& dataset = {});
+[[nodiscard]] std::unique_ptr<SliceSource> open_ome_zarr(const std::string& dir, const SourceOptions& options = {});
+[[nodiscard]] std::unique_ptr<SliceSource> open_n5_dataset(const std::string& dir, const SourceOptions& options = {},
+                                                           const std::string& dataset = {});
+[[nodiscard]] std::unique_ptr<SliceSource> open_precomputed(const std::string& dir, const SourceOptions& options = {});
 
 /// Files of a directory (PNG/TIFF) or glob, in natural sort order.
 [[nodiscard]] std::vector<std::string> list_image_files(const std::string& dir_or_glob);

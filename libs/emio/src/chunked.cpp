@@ -1,0 +1,199 @@
+#include "chunked.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+#include <fmt/format.h>
+
+#include "emt/common/error.hpp"
+
+namespace emt::emio::detail {
+namespace fs = std::filesystem;
+
+// ---- cache ----
+
+ChunkPtr ChunkCache::get(const Index3& key, const std::function<ChunkPtr()>& load) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  loaded_.wait(lock, [&] { return loading_.count(key) == 0; });
+  if (auto it = entries_.find(key); it != entries_.end()) {
+    ++stats_.hits;
+    lru_.splice(lru_.begin(), lru_, it->second.lru);
+    return it->second.chunk;
+  }
+  loading_[key] = 1;
+  lock.unlock();
+  ChunkPtr chunk;
+  try {
+    chunk = load();
+  } catch (...) {
+    lock.lock();
+    loading_.erase(key);
+    loaded_.notify_all();
+    throw;
+  }
+  lock.lock();
+  loading_.erase(key);
+  ++stats_.loads;
+  lru_.push_front(key);
+  // A missing chunk costs a map entry, not its voxels; count a token size so
+  // that a volume of empty chunks still has a bounded cache.
+  const std::size_t bytes = chunk ? chunk->data.size() : 64;
+  entries_[key] = Entry{chunk, lru_.begin(), bytes};
+  stats_.bytes_held += bytes;
+  evict_locked();
+  stats_.peak_bytes = std::max(stats_.peak_bytes, stats_.bytes_held);
+  loaded_.notify_all();
+  return chunk;
+}
+
+void ChunkCache::evict_locked() {
+  while (stats_.bytes_held > budget_ && !lru_.empty()) {
+    const auto it = entries_.find(lru_.back());
+    stats_.bytes_held -= it->second.bytes;
+    entries_.erase(it);
+    lru_.pop_back();
+    ++stats_.evictions;
+  }
+}
+
+ChunkCacheStats ChunkCache::stats() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return stats_;
+}
+
+// ---- slices from chunks ----
+
+void ChunkedSource::set_grid(VolumeShape shape, Index3 chunk, int bits) {
+  if (shape.depth <= 0 || shape.height <= 0 || shape.width <= 0) {
+    throw Error(ErrorKind::kInvalidData, fmt::format("empty volume ({}x{}x{})", shape.depth, shape.height, shape.width), path_);
+  }
+  if (shape.height > INT32_MAX || shape.width > INT32_MAX) throw Error(ErrorKind::kInvalidData, "slice too large", path_);
+  for (auto c : chunk) {
+    if (c <= 0) throw Error(ErrorKind::kInvalidData, "chunk size must be positive", path_);
+  }
+  if (chunk[0] * chunk[1] * chunk[2] > (std::int64_t{1} << 31)) {
+    throw Error(ErrorKind::kInvalidData, fmt::format("chunks of {}x{}x{} voxels are too large", chunk[0], chunk[1], chunk[2]), path_);
+  }
+  shape_ = shape;
+  chunk_ = chunk;
+  bits_ = bits;
+}
+
+Index3 ChunkedSource::clipped_extent(const Index3& c) const {
+  const Index3 full{shape_.depth, shape_.height, shape_.width};
+  Index3 e{};
+  for (int d = 0; d < 3; ++d) e[d] = std::min(chunk_[d], full[d] - c[d] * chunk_[d]);
+  return e;
+}
+
+cv::Mat ChunkedSource::read_raw(std::int64_t z) const {
+  check_index(z);
+  const int type = bits_ == 8 ? CV_8UC1 : CV_16UC1;
+  const std::size_t item = bits_ / 8;
+  cv::Mat out(static_cast<int>(shape_.height), static_cast<int>(shape_.width), type);
+  const std::int64_t cz = z / chunk_[0], dz = z % chunk_[0];
+  for (std::int64_t cy = 0; cy * chunk_[1] < shape_.height; ++cy) {
+    for (std::int64_t cx = 0; cx * chunk_[2] < shape_.width; ++cx) {
+      const Index3 c{cz, cy, cx};
+      const ChunkPtr chunk = cache_.get(c, [&] { return load_chunk(c); });
+      const Index3 need = clipped_extent(c);
+      const cv::Rect roi(static_cast<int>(cx * chunk_[2]), static_cast<int>(cy * chunk_[1]), static_cast<int>(need[2]),
+                         static_cast<int>(need[1]));
+      if (!chunk) {
+        out(roi).setTo(cv::Scalar(fill_value()));
+        continue;
+      }
+      if (chunk->dims[0] < need[0] || chunk->dims[1] < need[1] || chunk->dims[2] < need[2] ||
+          chunk->data.size() != static_cast<std::size_t>(chunk->dims[0] * chunk->dims[1] * chunk->dims[2]) * item) {
+        throw Error(ErrorKind::kDataLoss,
+                    fmt::format("chunk {},{},{} (z,y,x) holds {}x{}x{} voxels, the volume needs {}x{}x{}", cz, cy, cx,
+                                chunk->dims[0], chunk->dims[1], chunk->dims[2], need[0], need[1], need[2]),
+                    location(z));
+      }
+      const std::uint8_t* plane = chunk->data.data() + static_cast<std::size_t>(dz * chunk->dims[1] * chunk->dims[2]) * item;
+      for (int r = 0; r < roi.height; ++r) {
+        std::memcpy(out.ptr(roi.y + r) + roi.x * item, plane + static_cast<std::size_t>(r * chunk->dims[2]) * item,
+                    static_cast<std::size_t>(roi.width) * item);
+      }
+    }
+  }
+  return out;
+}
+
+// ---- helpers ----
+
+std::optional<std::vector<std::uint8_t>> read_file_if_exists(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    std::error_code ec;
+    if (!fs::exists(path, ec)) return std::nullopt;
+    throw Error(ErrorKind::kIo, "cannot open file", path);
+  }
+  std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) throw Error(ErrorKind::kIo, "read failed", path);
+  return bytes;
+}
+
+nlohmann::json read_json(const std::string& path) {
+  auto bytes = read_file_if_exists(path);
+  if (!bytes) throw Error(ErrorKind::kNotFound, "no such metadata file", path);
+  try {
+    return nlohmann::json::parse(bytes->begin(), bytes->end());
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(ErrorKind::kDataLoss, std::string("metadata is not valid JSON: ") + e.what(), path);
+  }
+}
+
+const nlohmann::json& require(const nlohmann::json& j, const std::string& key, const std::string& file) {
+  if (!j.is_object() || !j.contains(key)) throw Error(ErrorKind::kInvalidData, "missing metadata key '" + key + "'", file);
+  return j.at(key);
+}
+
+std::vector<std::int64_t> int_list(const nlohmann::json& j, const std::string& what, const std::string& file) {
+  std::vector<std::int64_t> out;
+  if (j.is_array()) {
+    for (const auto& v : j) {
+      if (!v.is_number_integer() || v.get<std::int64_t>() < 0) {
+        out.clear();
+        break;
+      }
+      out.push_back(v.get<std::int64_t>());
+    }
+    if (out.size() == j.size()) return out;
+  }
+  throw Error(ErrorKind::kInvalidData, "'" + what + "' must be a list of non-negative integers, not " + j.dump(), file);
+}
+
+Index3 spatial_dims(const std::vector<std::int64_t>& dims, const std::string& what, const std::string& file) {
+  if (dims.size() < 3) {
+    throw Error(ErrorKind::kInvalidData, fmt::format("{} has rank {}, expected 3 (z, y, x)", what, dims.size()), file);
+  }
+  for (std::size_t i = 0; i + 3 < dims.size(); ++i) {
+    if (dims[i] != 1) {
+      throw Error(ErrorKind::kInvalidData,
+                  fmt::format("{} has rank {} with a leading axis of size {}; only leading axes of size 1 are supported",
+                              what, dims.size(), dims[i]),
+                  file);
+    }
+  }
+  const std::size_t n = dims.size();
+  return {dims[n - 3], dims[n - 2], dims[n - 1]};
+}
+
+void byteswap16(std::vector<std::uint8_t>& data) {
+  for (std::size_t i = 0; i + 1 < data.size(); i += 2) std::swap(data[i], data[i + 1]);
+}
+
+double unit_in_nm(const std::string& unit, const std::string& file) {
+  if (unit.empty() || unit == "nanometer" || unit == "nm") return 1.0;
+  if (unit == "micrometer" || unit == "um" || unit == "\u00b5m") return 1e3;
+  if (unit == "angstrom") return 0.1;
+  if (unit == "picometer") return 1e-3;
+  if (unit == "millimeter" || unit == "mm") return 1e6;
+  throw Error(ErrorKind::kInvalidData, "unsupported length unit '" + unit + "'", file);
+}
+
+}  // namespace emt::emio::detail

@@ -1,0 +1,294 @@
+// Chunked sources beyond the shared backend suite (test_sources.cpp):
+// interop with files written by the reference implementations
+// (tests/data/chunked, made by tests/data/make_zarr_fixtures.py), the chunk
+// cache's decode counts and byte budget, and each bad input's error.
+#include <filesystem>
+#include <fstream>
+#include <cstring>
+#include <iterator>
+#include <set>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "emt/common/error.hpp"
+#include "emt/common/sha256.hpp"
+#include "emt/emio/slice_source.hpp"
+#include "emt/emio/volume_writer.hpp"
+#include "test_support.hpp"
+
+namespace emt::emio {
+namespace fs = std::filesystem;
+
+namespace {
+const fs::path kFixtures = fs::path(EMT_SOURCE_DIR) / "tests" / "data" / "chunked";
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+nlohmann::json fixture_list() { return nlohmann::json::parse(slurp(kFixtures / "fixtures.json")); }
+
+void expect_error(const std::function<void()>& f, ErrorKind kind, const std::vector<std::string>& must_mention) {
+  try {
+    f();
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), kind) << e.what();
+    for (const auto& m : must_mention) EXPECT_NE(std::string(e.what()).find(m), std::string::npos) << e.what() << " lacks " << m;
+    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << "one line: " << e.what();
+  }
+}
+
+/// A copy of a fixture in a scratch directory, to damage.
+fs::path copy_fixture(const test::ScratchDir& dir, const std::string& name) {
+  const fs::path to = dir.path() / name;
+  fs::copy(kFixtures / name, to, fs::copy_options::recursive);
+  return to;
+}
+
+void edit_json(const fs::path& file, const std::function<void(nlohmann::json&)>& f) {
+  auto j = nlohmann::json::parse(slurp(file));
+  f(j);
+  std::ofstream(file) << j.dump();
+}
+}  // namespace
+
+// ---- interop: every fixture, voxel by voxel ----
+
+class Fixture : public ::testing::TestWithParam<nlohmann::json> {};
+
+TEST_P(Fixture, ReadsExactlyWhatTheReferenceWrote) {
+  const auto& f = GetParam();
+  const std::string expected = slurp(kFixtures / f.at("expected").get<std::string>());
+  ASSERT_EQ(sha256_hex(expected), f.at("sha256").get<std::string>()) << "expected-content file damaged";
+  const auto src = open_source((kFixtures / f.at("path").get<std::string>()).string());
+  EXPECT_EQ(to_string(src->kind()), f.at("kind").get<std::string>());
+  const auto shape = f.at("shape").get<std::vector<std::int64_t>>();
+  ASSERT_EQ(src->shape().depth, shape[0]);
+  ASSERT_EQ(src->shape().height, shape[1]);
+  ASSERT_EQ(src->shape().width, shape[2]);
+  ASSERT_EQ(src->bits(), f.at("bits").get<int>());
+  const std::size_t plane = static_cast<std::size_t>(shape[1] * shape[2]) * (src->bits() / 8);
+  ASSERT_EQ(expected.size(), plane * static_cast<std::size_t>(shape[0]));
+  for (std::int64_t z = 0; z < shape[0]; ++z) {
+    const cv::Mat raw = src->read_raw(z);
+    ASSERT_TRUE(raw.isContinuous());
+    // Expected files are little-endian, as is this machine (x86-64, aarch64).
+    EXPECT_EQ(std::memcmp(raw.data, expected.data() + static_cast<std::size_t>(z) * plane, plane), 0) << "slice " << z;
+  }
+  if (f.contains("resolution")) {
+    ASSERT_TRUE(src->resolution_nm().has_value());
+    for (int i = 0; i < 3; ++i) EXPECT_NEAR((*src->resolution_nm())[i], f["resolution"][i].get<double>(), 1e-9);
+  }
+}
+
+std::vector<nlohmann::json> fixtures() {
+  const auto list = fixture_list();
+  return {list.at("fixtures").begin(), list.at("fixtures").end()};
+}
+
+INSTANTIATE_TEST_SUITE_P(Reference, Fixture, ::testing::ValuesIn(fixtures()), [](const auto& info) {
+  std::string name = info.param.at("path").template get<std::string>();
+  for (char& c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  }
+  return name;
+});
+
+TEST(Fixtures, CoverEveryCodecKindAndDtype) {
+  // The list itself must not shrink unnoticed: every compressor, both byte
+  // orders, both orders and separators, each format.
+  std::set<std::string> paths;
+  for (const auto& f : fixtures()) paths.insert(f.at("path").get<std::string>());
+  for (const char* p : {"raw_u8.zarr", "zlib_u8.zarr", "gzip_u16le.zarr", "zstd_u16be_F.zarr", "none_u16le_F_slash.zarr",
+                        "blosc_lz4_byteshuffle_u16le.zarr", "blosc_lz4hc_noshuffle_u8.zarr", "blosc_zstd_bitshuffle_u16be.zarr",
+                        "blosc_zlib_byteshuffle_u8_slash.zarr", "fill_missing_u16le.zarr", "vol.n5:raw_u8", "vol.n5:gzip_u16",
+                        "vol.n5:zstd_u16", "vol.n5:blosc_u16", "vol.n5:xz_u8", "ome.zarr", "ome.zarr:1", "pc_raw_u8:1",
+                        "pc_gzip_u16", "pc_jpeg_u8"}) {
+    EXPECT_TRUE(paths.count(p)) << p;
+  }
+}
+
+TEST(Fixtures, ScaleOptionEqualsPathSuffix) {
+  SourceOptions o;
+  o.scale = 1;
+  const auto a = open_source((kFixtures / "ome.zarr").string(), o);
+  const auto b = open_source((kFixtures / "ome.zarr:1").string());
+  EXPECT_EQ(a->shape().width, b->shape().width);
+  EXPECT_EQ(a->shape().width, 10);
+  EXPECT_EQ(cv::norm(a->read_raw(4), b->read_raw(4), cv::NORM_INF), 0);
+  EXPECT_EQ(a->dataset(), "1");
+}
+
+// ---- the chunk cache ----
+
+namespace {
+std::string write_zarr(const fs::path& dir, VolumeShape shape, std::array<std::int64_t, 3> chunks) {
+  ChunkedWriteOptions o;
+  o.chunks = chunks;
+  o.compression = Compression::kBlosc;
+  auto w = create_zarr_volume(dir.string(), shape, 8, o, false);
+  for (std::int64_t z = 0; z < shape.depth; ++z) {
+    cv::Mat m(static_cast<int>(shape.height), static_cast<int>(shape.width), CV_8UC1);
+    cv::randu(m, 0, 255);
+    w->write_slice(z, m);
+  }
+  w->commit();
+  return dir.string();
+}
+}  // namespace
+
+TEST(ChunkCache, ConsecutiveSlicesDecodeEachChunkOnce) {
+  test::ScratchDir dir;
+  // Chunks (64, 64, 64): each z slice crosses four chunks; 64 slices read in
+  // order must decode each of them once, not 64 times.
+  const auto path = write_zarr(dir / "v.zarr", {64, 128, 128}, {64, 64, 64});
+  const auto src = open_source(path);
+  for (std::int64_t z = 0; z < 64; ++z) (void)src->read_raw(z);
+  const auto s = *src->chunk_cache_stats();
+  EXPECT_EQ(s.loads, 4u);
+  EXPECT_EQ(s.hits, 64u * 4u - 4u);
+  EXPECT_EQ(s.evictions, 0u);
+}
+
+TEST(ChunkCache, BudgetBoundsWhatIsHeld) {
+  test::ScratchDir dir;
+  // 16 x 64 x 64 in chunks of 8 x 16 x 16 (2 KiB each): a layer of 16 chunks
+  // is 32 KiB, the volume 64 KiB.
+  const auto path = write_zarr(dir / "v.zarr", {16, 64, 64}, {8, 16, 16});
+  {
+    SourceOptions o;
+    o.chunk_cache_bytes = 40 << 10;  // one layer fits, the volume does not
+    const auto src = open_source(path, o);
+    for (std::int64_t z = 0; z < 16; ++z) (void)src->read_raw(z);
+    const auto s = *src->chunk_cache_stats();
+    EXPECT_EQ(s.loads, 32u);  // each chunk once
+    EXPECT_LE(s.peak_bytes, o.chunk_cache_bytes);
+    EXPECT_LT(s.peak_bytes, std::size_t{64} << 10);  // never the whole volume
+    EXPECT_GT(s.evictions, 0u);
+  }
+  {
+    SourceOptions o;
+    o.chunk_cache_bytes = 8 << 10;  // less than one layer: every slice decodes its chunks again
+    const auto src = open_source(path, o);
+    for (std::int64_t z = 0; z < 16; ++z) (void)src->read_raw(z);
+    const auto s = *src->chunk_cache_stats();
+    EXPECT_EQ(s.loads, 16u * 16u);
+    EXPECT_LE(s.peak_bytes, o.chunk_cache_bytes);
+  }
+}
+
+TEST(ChunkCache, ThreadsReadingTheSameSlicesShareDecodes) {
+  test::ScratchDir dir;
+  const auto path = write_zarr(dir / "v.zarr", {16, 64, 64}, {8, 16, 16});
+  const auto src = open_source(path);
+  const auto single = open_source(path);
+  std::vector<std::thread> threads;
+  std::vector<int> mismatches(4, 0);
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (std::int64_t z = 0; z < 16; ++z) {
+        if (cv::norm(src->read_raw((z + t * 3) % 16), single->read_raw((z + t * 3) % 16), cv::NORM_INF) != 0) ++mismatches[t];
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(mismatches, std::vector<int>(4, 0));
+  EXPECT_EQ(src->chunk_cache_stats()->loads, 32u);  // a chunk being decoded is waited for, not decoded twice
+}
+
+// ---- bad input: kind, file, what is wrong, one line ----
+
+TEST(ChunkedErrors, UnsupportedDtypeAndCodec) {
+  test::ScratchDir dir;
+  const auto a = copy_fixture(dir, "raw_u8.zarr");
+  edit_json(a / ".zarray", [](auto& j) { j["dtype"] = "<f4"; });
+  expect_error([&] { (void)open_source(a.string()); }, ErrorKind::kInvalidData, {"<f4", ".zarray"});
+  const auto b = copy_fixture(dir, "zlib_u8.zarr");
+  edit_json(b / ".zarray", [](auto& j) { j["compressor"] = {{"id", "lz4"}}; });
+  expect_error([&] { (void)open_source(b.string()); }, ErrorKind::kInvalidData, {"unsupported compressor 'lz4'", ".zarray"});
+  const auto n5 = copy_fixture(dir, "vol.n5");
+  edit_json(n5 / "gzip_u16" / "attributes.json", [](auto& j) { j["compression"] = {{"type", "bzip2"}}; });
+  expect_error([&] { (void)open_source(n5.string() + ":gzip_u16"); }, ErrorKind::kInvalidData, {"bzip2", "attributes.json"});
+  edit_json(n5 / "raw_u8" / "attributes.json", [](auto& j) { j["dataType"] = "float32"; });
+  expect_error([&] { (void)open_source((n5 / "raw_u8").string()); }, ErrorKind::kInvalidData, {"float32", "attributes.json"});
+  const auto pc = copy_fixture(dir, "pc_raw_u8");
+  edit_json(pc / "info", [](auto& j) { j["scales"][0]["encoding"] = "compressed_segmentation"; });
+  expect_error([&] { (void)open_source(pc.string()); }, ErrorKind::kInvalidData, {"compressed_segmentation", "info"});
+}
+
+TEST(ChunkedErrors, MissingMetadataKey) {
+  test::ScratchDir dir;
+  const auto a = copy_fixture(dir, "raw_u8.zarr");
+  edit_json(a / ".zarray", [](auto& j) { j.erase("chunks"); });
+  expect_error([&] { (void)open_source(a.string()); }, ErrorKind::kInvalidData, {"missing metadata key 'chunks'", ".zarray"});
+  const auto ome = copy_fixture(dir, "ome.zarr");
+  edit_json(ome / ".zattrs", [](auto& j) { j["multiscales"][0].erase("datasets"); });
+  expect_error([&] { (void)open_source(ome.string()); }, ErrorKind::kInvalidData, {"'datasets'", ".zattrs"});
+  const auto pc = copy_fixture(dir, "pc_gzip_u16");
+  edit_json(pc / "info", [](auto& j) { j["scales"][0].erase("chunk_sizes"); });
+  expect_error([&] { (void)open_source(pc.string()); }, ErrorKind::kInvalidData, {"'chunk_sizes'", "info"});
+}
+
+TEST(ChunkedErrors, ChunkOfTheWrongSizeAfterDecompression) {
+  test::ScratchDir dir;
+  // The metadata claims smaller chunks than the files hold.
+  const auto a = copy_fixture(dir, "zstd_u16be_F.zarr");
+  edit_json(a / ".zarray", [](auto& j) { j["chunks"] = {3, 8, 8}; });
+  const auto src = open_source(a.string());
+  expect_error([&] { (void)src->read_raw(0); }, ErrorKind::kDataLoss, {"zstd", "expected 384", "0.0.0"});
+  const auto b = copy_fixture(dir, "raw_u8.zarr");
+  edit_json(b / ".zarray", [](auto& j) { j["chunks"] = {3, 8, 32}; });
+  expect_error([&] { (void)open_source(b.string())->read_raw(0); }, ErrorKind::kDataLoss, {"expected 768", "0.0.0"});
+}
+
+TEST(ChunkedErrors, TruncatedChunks) {
+  test::ScratchDir dir;
+  const auto a = copy_fixture(dir, "blosc_lz4_byteshuffle_u16le.zarr");
+  fs::resize_file(a / "1.0.1", fs::file_size(a / "1.0.1") / 2);
+  const auto src = open_source(a.string());
+  EXPECT_NO_THROW((void)src->read_raw(0));  // chunk layer 0 is intact
+  expect_error([&] { (void)src->read_raw(3); }, ErrorKind::kDataLoss, {"blosc", "1.0.1"});
+  const auto g = copy_fixture(dir, "gzip_u16le.zarr");
+  fs::resize_file(g / "0.1.0", fs::file_size(g / "0.1.0") - 9);
+  expect_error([&] { (void)open_source(g.string())->read_raw(0); }, ErrorKind::kDataLoss, {"gzip", "0.1.0"});
+  const auto n5 = copy_fixture(dir, "vol.n5");
+  fs::resize_file(n5 / "xz_u8" / "0" / "0" / "0", 3);
+  expect_error([&] { (void)open_source(n5.string() + ":xz_u8")->read_raw(0); }, ErrorKind::kDataLoss, {"header", "xz_u8/0/0/0"});
+  const auto pc = copy_fixture(dir, "pc_raw_u8");
+  const auto chunk = pc / "4_4_40" / "3-19_5-13_7-10";
+  fs::resize_file(chunk, 100);
+  expect_error([&] { (void)open_source(pc.string())->read_raw(0); }, ErrorKind::kDataLoss, {"truncated", "3-19_5-13_7-10"});
+}
+
+TEST(ChunkedErrors, AddressingAndUnsupportedLayouts) {
+  test::ScratchDir dir;
+  expect_error([] { (void)open_source("gs://bucket/volume"); }, ErrorKind::kInvalidArgument, {"network sources not supported yet", "gs://bucket/volume"});
+  expect_error([] { (void)open_source("precomputed://s3://bucket/v"); }, ErrorKind::kInvalidArgument, {"network"});
+  expect_error([] { (void)open_source((kFixtures / "ome.zarr:7").string()); }, ErrorKind::kInvalidArgument, {"scale 7", "levels 0..1"});
+  expect_error([] { (void)open_source((kFixtures / "pc_raw_u8:2").string()); }, ErrorKind::kInvalidArgument, {"scale 2", "info"});
+  expect_error([] { (void)open_source((kFixtures / "vol.n5:nothing").string()); }, ErrorKind::kNotFound, {"'nothing'", "vol.n5"});
+  expect_error([] { (void)open_source((kFixtures / "vol.n5").string()); }, ErrorKind::kNotFound, {"'volumes/raw'", "GROUP:ARRAY"});
+  const auto pc = copy_fixture(dir, "pc_raw_u8");
+  edit_json(pc / "info", [](auto& j) { j["scales"][0]["sharding"] = {{"@type", "neuroglancer_uint64_sharded_v1"}}; });
+  expect_error([&] { (void)open_source(pc.string()); }, ErrorKind::kInvalidData, {"sharded", "info"});
+  const auto ome = copy_fixture(dir, "ome.zarr");
+  edit_json(ome / ".zattrs", [](auto& j) { j["multiscales"][0]["axes"][0]["name"] = "q"; });
+  expect_error([&] { (void)open_source(ome.string()); }, ErrorKind::kInvalidData, {"'q'", ".zattrs"});
+}
+
+TEST(ChunkedSources, MissingChunksReadAsFillValue) {
+  test::ScratchDir dir;
+  const auto a = copy_fixture(dir, "raw_u8.zarr");
+  edit_json(a / ".zarray", [](auto& j) { j["fill_value"] = 9; });
+  fs::remove(a / "0.0.0");
+  const auto src = open_source(a.string());
+  const cv::Mat s = src->read_raw(1);
+  EXPECT_EQ(cv::countNonZero(s(cv::Rect(0, 0, 16, 8)) != 9), 0);
+  EXPECT_EQ(s.at<std::uint8_t>(8, 16), open_source((kFixtures / "raw_u8.zarr").string())->read_raw(1).at<std::uint8_t>(8, 16));
+}
+
+}  // namespace emt::emio
