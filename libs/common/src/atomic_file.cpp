@@ -44,15 +44,19 @@ void AtomicFile::commit() {
   fsync_path(final_.has_parent_path() ? final_.parent_path() : fs::path("."));
 }
 
+void write_file(const fs::path& path, std::string_view contents) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) throw Error(ErrorKind::kIo, std::string("cannot create file: ") + std::strerror(errno), path.string());
+  out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
+  out.flush();
+  if (!out) throw Error(ErrorKind::kIo, "write failed (disk full or file-size limit?)", path.string());
+  out.close();
+  if (!out) throw Error(ErrorKind::kIo, "write failed (disk full or file-size limit?)", path.string());
+}
+
 void write_file_atomic(const fs::path& path, std::string_view contents) {
   AtomicFile file(path);
-  {
-    std::ofstream out(file.temp_path(), std::ios::binary | std::ios::trunc);
-    if (!out) throw Error(ErrorKind::kIo, std::string("cannot create file: ") + std::strerror(errno), file.temp_path().string());
-    out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
-    out.flush();
-    if (!out) throw Error(ErrorKind::kIo, "write failed (disk full?)", file.temp_path().string());
-  }
+  write_file(file.temp_path(), contents);
   file.commit();
 }
 

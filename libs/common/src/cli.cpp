@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <thread>
 
 #include <fmt/format.h>
@@ -14,12 +15,21 @@
 
 namespace emt {
 namespace {
-volatile std::sig_atomic_t g_interrupted = 0;
-void on_signal(int) { g_interrupted = 1; }
+volatile std::sig_atomic_t g_interrupted = 0;  // the signal number, 0 for none
+void on_signal(int signo) {
+  // A second SIGINT/SIGTERM kills at once (the default action): the first
+  // one asked for a clean stop, which may take a second or two.
+  if (g_interrupted != 0) std::signal(signo, SIG_DFL);
+  g_interrupted = signo;
+}
 }  // namespace
 
 bool interrupt_requested() noexcept { return g_interrupted != 0; }
-void set_interrupt_requested(bool value) noexcept { g_interrupted = value ? 1 : 0; }
+int interrupt_signal() noexcept { return g_interrupted; }
+void set_interrupt_requested(bool value) noexcept { g_interrupted = value ? SIGINT : 0; }
+void throw_if_interrupted(const std::string& where) {
+  if (interrupt_requested()) throw Error(ErrorKind::kAborted, "interrupted; nothing of this run was kept", where);
+}
 int hardware_threads() noexcept {
   const unsigned n = std::thread::hardware_concurrency();
   return n == 0 ? 1 : static_cast<int>(n);
@@ -81,7 +91,7 @@ bool Cli::parse() {
     }
     po::notify(vm_);
   } catch (const po::error& e) {
-    throw Error(ErrorKind::kInvalidArgument, e.what());
+    throw Error(ErrorKind::kInvalidArgument, po_error_message(e));
   }
   common_.threads = vm_["threads"].as<int>();
   if (common_.threads < 1) throw Error(ErrorKind::kInvalidArgument, "--threads must be at least 1");
@@ -92,22 +102,56 @@ bool Cli::parse() {
   return true;
 }
 
+namespace {
+// Reads the (protected) substitutions of a Boost.Program_options error.
+struct PoErrorPeek : po::error_with_option_name {
+  static const std::map<std::string, std::string>& substitutions(const po::error_with_option_name& e) {
+    return e.*(&PoErrorPeek::m_substitutions);
+  }
+};
+}  // namespace
+
+std::string po_error_message(const po::error& error) {
+  const auto* named = dynamic_cast<const po::error_with_option_name*>(&error);
+  if (named == nullptr) return error.what();
+  bool safe = true;
+  for (const auto& [key, value] : PoErrorPeek::substitutions(*named)) safe = safe && value.find('%') == std::string::npos;
+  if (safe) return error.what();
+  const char* problem = dynamic_cast<const po::validation_error*>(&error)     ? "invalid value"
+                        : dynamic_cast<const po::multiple_occurrences*>(&error) ? "given more than once"
+                                                                                : "cannot be parsed";
+  return "option '" + named->get_option_name() + "': " + problem;
+}
+
 int run_tool(const std::string& tool, const std::string& summary, const std::string& usage, int argc, char** argv,
              const std::function<int(Cli&)>& body) {
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
+  // A file-size limit (ulimit -f) must be an error we report (EFBIG), not a
+  // silent kill that leaves temporaries behind.
+  std::signal(SIGXFSZ, SIG_IGN);
+  // After a signal the exit code is 128 + its number (130 SIGINT, 143
+  // SIGTERM), never 0, even when the work finished as the signal arrived.
+  auto signalled = [&](int code) {
+    if (!interrupt_requested()) return code;
+    if (code == 0) std::fprintf(stderr, "%s: error: interrupted by signal %d\n", tool.c_str(), interrupt_signal());
+    return 128 + interrupt_signal();
+  };
   try {
     Cli cli(tool, summary, usage, argc, argv);
-    return body(cli);
+    return signalled(body(cli));
   } catch (const Error& e) {
     std::fprintf(stderr, "%s: error: %s\n", tool.c_str(), e.what());
-    return exit_code_for(e.kind());
+    return signalled(exit_code_for(e.kind()));
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "%s: error: out of memory (a size or option too large for this machine?)\n", tool.c_str());
+    return signalled(1);
   } catch (const std::exception& e) {
     // Third-party exceptions (LibTorch's carry a backtrace) are cut to their first line.
     std::string what = e.what();
     what = what.substr(0, what.find('\n'));
     std::fprintf(stderr, "%s: error: %s\n", tool.c_str(), what.c_str());
-    return 1;
+    return signalled(1);
   }
 }
 

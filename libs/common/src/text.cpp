@@ -1,6 +1,7 @@
 #include "emt/common/text.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cctype>
 #include <charconv>
 #include <limits>
@@ -69,7 +70,9 @@ double parse_double(std::string_view s, std::string_view what) {
   try {
     std::size_t used = 0;
     const double v = std::stod(t, &used);
-    if (used == t.size()) return v;
+    // nan and inf are never meaningful option values; refusing them here
+    // keeps every range check below from having to.
+    if (used == t.size() && std::isfinite(v)) return v;
   } catch (const std::exception&) {
   }
   throw Error(ErrorKind::kInvalidArgument, std::string(what) + ": not a number: '" + t + "'");

@@ -29,6 +29,9 @@ class AtomicFile {
   bool committed_ = false;
 };
 
+/// Writes `contents` to `path` (typically an AtomicFile's temp_path()); a
+/// failed write (disk full, file-size limit) throws kIo naming the file.
+void write_file(const std::filesystem::path& path, std::string_view contents);
 /// Writes `contents` to `path` atomically (temporary, fsync, rename).
 void write_file_atomic(const std::filesystem::path& path, std::string_view contents);
 /// Reads a whole file; throws kNotFound / kIo naming the file.

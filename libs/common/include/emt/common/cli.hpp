@@ -80,14 +80,28 @@ class Cli {
 };
 
 /// Runs a tool body, turning exceptions into the one-line error convention and
-/// an exit code. Installs SIGINT/SIGTERM handlers (see interrupt_requested()).
+/// an exit code. Installs SIGINT/SIGTERM handlers (see interrupt_requested());
+/// after a signal the exit code is 128 + the signal number. Ignores SIGXFSZ,
+/// so an exceeded file-size limit is a write error (EFBIG) the tool reports.
 int run_tool(const std::string& tool, const std::string& summary, const std::string& usage, int argc, char** argv,
              const std::function<int(Cli&)>& body);
 
 /// True once SIGINT or SIGTERM arrived; long loops poll this, save, and stop.
 [[nodiscard]] bool interrupt_requested() noexcept;
+/// The signal that arrived (SIGINT, SIGTERM), 0 when none.
+[[nodiscard]] int interrupt_signal() noexcept;
+/// Throws Error(kAborted, "interrupted ...", where) once a signal arrived: the
+/// one-line poll for loops whose partial work is discarded (temporaries are
+/// removed by their owners' destructors while the exception unwinds).
+void throw_if_interrupted(const std::string& where = {});
 /// For tests: raise or clear the flag as if a signal had arrived.
 void set_interrupt_requested(bool value) noexcept;
+
+/// The message of a Boost.Program_options error. Boost 1.74's what() loops
+/// forever when the offending value itself holds a placeholder such as
+/// "%value%" (found by fuzz/fuzz_ssan_config; `--seed %value%` hung every
+/// tool): such errors are described from their parts instead.
+[[nodiscard]] std::string po_error_message(const po::error& error);
 
 /// Number of hardware threads (at least 1).
 [[nodiscard]] int hardware_threads() noexcept;

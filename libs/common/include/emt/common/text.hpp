@@ -15,6 +15,7 @@ namespace emt {
 [[nodiscard]] std::string trim(std::string_view s);
 /// Parses an integer; throws kInvalidArgument naming `what` on failure.
 [[nodiscard]] std::int64_t parse_int(std::string_view s, std::string_view what);
+/// Parses a finite number; nan and inf are refused (kInvalidArgument).
 [[nodiscard]] double parse_double(std::string_view s, std::string_view what);
 
 /// A half-open index range "start:stop"; either side may be empty (open).

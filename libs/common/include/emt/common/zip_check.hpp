@@ -1,0 +1,21 @@
+#pragma once
+// Integrity of ZIP archives (LibTorch checkpoints are ZIP files of stored
+// members). LibTorch's reader does not check the members' CRC-32, so a
+// flipped byte in a weight loads silently; this check reads the central
+// directory and recomputes every member's CRC-32 before anything is loaded.
+#include <cstdint>
+#include <filesystem>
+#include <string_view>
+
+namespace emt {
+
+/// CRC-32 (the ZIP / zlib polynomial) of `data`, continuing from `crc`.
+[[nodiscard]] std::uint32_t crc32(std::string_view data, std::uint32_t crc = 0) noexcept;
+
+/// Throws Error(kDataLoss) naming `path` (and the member) when the file is
+/// not a well-formed ZIP archive or a member's bytes do not match its CRC-32;
+/// kNotFound when it does not exist. Members must be stored (LibTorch
+/// writes them uncompressed); a compressed member is reported as unsupported.
+void verify_zip_archive(const std::filesystem::path& path);
+
+}  // namespace emt

@@ -1,0 +1,113 @@
+#include "emt/common/zip_check.hpp"
+
+#include <array>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "emt/common/atomic_file.hpp"
+#include "emt/common/error.hpp"
+
+namespace emt {
+namespace {
+
+constexpr std::uint32_t kLocalSig = 0x04034b50, kCentralSig = 0x02014b50, kEndSig = 0x06054b50;
+constexpr std::uint32_t kEnd64Sig = 0x06064b50, kLocator64Sig = 0x07064b50;
+
+std::array<std::uint32_t, 256> make_table() {
+  std::array<std::uint32_t, 256> t{};
+  for (std::uint32_t i = 0; i < 256; ++i) {
+    std::uint32_t c = i;
+    for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+    t[i] = c;
+  }
+  return t;
+}
+
+/// Little-endian reads that refuse to run past the end of the file.
+class Bytes {
+ public:
+  Bytes(const std::string& data, const std::string& path) : d_(data), path_(path) {}
+  [[nodiscard]] std::uint64_t get(std::uint64_t offset, int size) const {
+    if (offset > d_.size() || static_cast<std::uint64_t>(size) > d_.size() - offset) fail("a record runs past the end of the file");
+    std::uint64_t v = 0;
+    for (int i = size - 1; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(d_[offset + static_cast<std::uint64_t>(i)]);
+    return v;
+  }
+  [[noreturn]] void fail(const std::string& what) const {
+    throw Error(ErrorKind::kDataLoss, "not an intact checkpoint archive (truncated or corrupt): " + what, path_);
+  }
+  [[nodiscard]] std::uint64_t size() const { return d_.size(); }
+  [[nodiscard]] std::string_view view(std::uint64_t offset, std::uint64_t n) const {
+    if (offset > d_.size() || n > d_.size() - offset) fail("a member runs past the end of the file");
+    return std::string_view(d_).substr(offset, n);
+  }
+
+ private:
+  const std::string& d_;
+  std::string path_;
+};
+
+}  // namespace
+
+std::uint32_t crc32(std::string_view data, std::uint32_t crc) noexcept {
+  static const auto table = make_table();
+  crc = ~crc;
+  for (unsigned char c : data) crc = table[(crc ^ c) & 0xFF] ^ (crc >> 8);
+  return ~crc;
+}
+
+void verify_zip_archive(const std::filesystem::path& path) {
+  const std::string data = read_file(path);  // kNotFound / kIo naming it
+  const Bytes b(data, path.string());
+  if (b.size() < 22) b.fail("too short for a ZIP archive");
+  // End of central directory: the last record, followed by a comment of at most 64 KiB.
+  std::uint64_t end = b.size() - 22;
+  const std::uint64_t lowest = b.size() > 22 + 65535 ? b.size() - 22 - 65535 : 0;
+  while (b.get(end, 4) != kEndSig) {
+    if (end == lowest) b.fail("no end-of-directory record");
+    --end;
+  }
+  std::uint64_t entries = b.get(end + 10, 2), cd_size = b.get(end + 12, 4), cd_offset = b.get(end + 16, 4);
+  if ((entries == 0xFFFF || cd_size == 0xFFFFFFFF || cd_offset == 0xFFFFFFFF) && end >= 20 && b.get(end - 20, 4) == kLocator64Sig) {
+    const std::uint64_t e64 = b.get(end - 20 + 8, 8);
+    if (b.get(e64, 4) != kEnd64Sig) b.fail("bad ZIP64 end-of-directory record");
+    entries = b.get(e64 + 32, 8);
+    cd_size = b.get(e64 + 40, 8);
+    cd_offset = b.get(e64 + 48, 8);
+  }
+  if (entries == 0) b.fail("no members");
+  std::uint64_t p = cd_offset;
+  for (std::uint64_t i = 0; i < entries; ++i) {
+    if (b.get(p, 4) != kCentralSig) b.fail(fmt::format("central directory entry {} is damaged", i));
+    const auto method = b.get(p + 10, 2);
+    const auto crc = static_cast<std::uint32_t>(b.get(p + 16, 4));
+    std::uint64_t comp = b.get(p + 20, 4), uncomp = b.get(p + 24, 4);
+    const auto name_len = b.get(p + 28, 2), extra_len = b.get(p + 30, 2), comment_len = b.get(p + 32, 2);
+    std::uint64_t local = b.get(p + 42, 4);
+    const std::string name(b.view(p + 46, name_len));
+    // ZIP64 sizes and offset live in extra field 0x0001, in this order, when the 32-bit ones are saturated.
+    for (std::uint64_t x = p + 46 + name_len; x + 4 <= p + 46 + name_len + extra_len;) {
+      const auto id = b.get(x, 2), len = b.get(x + 2, 2);
+      if (id == 0x0001) {
+        std::uint64_t q = x + 4;
+        if (uncomp == 0xFFFFFFFF) uncomp = b.get(q, 8), q += 8;
+        if (comp == 0xFFFFFFFF) comp = b.get(q, 8), q += 8;
+        if (local == 0xFFFFFFFF) local = b.get(q, 8);
+      }
+      x += 4 + len;
+    }
+    if (method != 0) throw Error(ErrorKind::kDataLoss, "checkpoint member '" + name + "' is compressed (not written by LibTorch?)", path.string());
+    if (comp != uncomp) b.fail("member '" + name + "' has inconsistent sizes");
+    if (b.get(local, 4) != kLocalSig) b.fail("member '" + name + "' has a damaged local header");
+    const std::uint64_t start = local + 30 + b.get(local + 26, 2) + b.get(local + 28, 2);
+    if (b.view(local + 30, b.get(local + 26, 2)) != name) b.fail("member '" + name + "' is named differently in its local header");
+    if (crc32(b.view(start, comp)) != crc) {
+      throw Error(ErrorKind::kDataLoss, "checkpoint is corrupt: member '" + name + "' fails its CRC-32 check", path.string());
+    }
+    p += 46 + name_len + extra_len + comment_len;
+  }
+  if (p != cd_offset + cd_size) b.fail("central directory size does not match its entries");
+}
+
+}  // namespace emt
