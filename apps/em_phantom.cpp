@@ -6,6 +6,7 @@
 
 #include "emt/common/cli.hpp"
 #include "emt/common/error.hpp"
+#include "emt/common/output_guard.hpp"
 #include "emt/common/progress.hpp"
 #include "emt/common/text.hpp"
 #include "emt/phantom/phantom.hpp"
@@ -42,7 +43,8 @@ int main(int argc, char** argv) {
             ("max-drift", emt::po::value<double>()->default_value(6.0), "largest per-slice drift in px (y and x)")
             ("cell-size", emt::po::value<double>()->default_value(96.0), "mean cell diameter in px")
             ("noise", emt::po::value<double>()->default_value(10.0), "noise sigma in grey levels")
-            ("truth", emt::po::value<std::string>(), "truth JSON path (default: OUT.truth.json beside the output)");
+            ("truth", emt::po::value<std::string>(), "truth JSON path (default: OUT.truth.json beside the output)")
+            ("force", emt::po::bool_switch(), "write an image stack into an existing non-empty directory (only its slice images are replaced)");
         cli.positional("out", 1);
         if (!cli.parse()) return 0;
         const auto out = cli.get<std::string>("out");
@@ -76,10 +78,21 @@ int main(int argc, char** argv) {
         }
         const auto parent = std::filesystem::absolute(out).parent_path();
         if (!std::filesystem::is_directory(parent)) throw Error(ErrorKind::kIo, "output directory does not exist", parent.string());
+        const bool force = cli.get<bool>("force");
+        if (format == emt::phantom::OutputFormat::kHdf5) {
+          if (std::filesystem::is_directory(out)) throw Error(ErrorKind::kIo, "output is an existing directory; an HDF5 volume does not replace it", out);
+        } else {
+          emt::check_output_directory(out, force);
+        }
+        emt::refuse_output_overlapping_inputs(truth, {out}, "--truth");
+        emt::OutputLock lock(out);
 
         const emt::phantom::Phantom phantom(options);
         emt::Progress progress("em-phantom", options.depth, "slices", cli.common().quiet);
-        emt::phantom::write_phantom(phantom, out, format, bits, truth, [&] { progress.tick(); });
+        emt::phantom::write_phantom(phantom, out, format, bits, truth, [&] {
+          progress.tick();
+          emt::throw_if_interrupted(out);
+        }, force);
         progress.finish();
         if (cli.common().json) {
           nlohmann::json j{{"out", out}, {"truth", truth}, {"shape", {options.depth, options.height, options.width}},

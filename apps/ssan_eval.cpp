@@ -23,7 +23,8 @@ int main(int argc, char** argv) {
             ("montage-rows", po::value<int>()->default_value(6), "samples shown in OUT/montage.png, evenly spaced (0 = no montage)")
             ("blur-sigma", po::value<std::string>()->default_value("best"),
              "sigma of the 'blur' reference row (linear mean, smoothed); 'best': the sigma with the best mean PSNR on the evaluated triplets")
-            ("max-samples", po::value<std::int64_t>()->default_value(0), "evaluate at most this many triplets, evenly spaced (0 = all)");
+            ("max-samples", po::value<std::int64_t>()->default_value(0), "evaluate at most this many triplets, evenly spaced (0 = all)")
+            ("force", po::bool_switch(), "--out may be an existing non-empty directory (only the eval files are replaced)");
         if (!cli.parse()) return 0;
         torch::set_num_threads(cli.common().threads);
         cli.require("data");
@@ -41,6 +42,8 @@ int main(int argc, char** argv) {
           if (!(o.blur_sigma >= 0)) throw emt::Error(emt::ErrorKind::kInvalidArgument, "--blur-sigma must be >= 0 or 'best'");
         }
         o.max_samples = cli.get<std::int64_t>("max-samples");
+        if (o.max_samples < 0) throw emt::Error(emt::ErrorKind::kInvalidArgument, "--max-samples must be >= 0");
+        o.force = cli.get<bool>("force");
         o.montage_rows = cli.get<int>("montage-rows");
         if (o.montage_rows < 0) throw emt::Error(emt::ErrorKind::kInvalidArgument, "--montage-rows must be >= 0");
         const auto result = emt::ssan::evaluate(o);

@@ -16,7 +16,8 @@ int main(int argc, char** argv) {
             ("dir", po::value<std::string>(), "triplet-build output directory")
             ("format", po::value<std::string>()->default_value("vimeo"), "vimeo (sequences/%05d/%04d/im{1,2,3}.png + tri_*list.txt) or png-flat (<split>/<source>_<z>_<y>_<x>_{1,2,3}.png)")
             ("out,o", po::value<std::string>(), "output directory")
-            ("rgb", po::bool_switch(), "write 3-channel PNGs (grey repeated) for frameworks that need them");
+            ("rgb", po::bool_switch(), "write 3-channel PNGs (grey repeated) for frameworks that need them")
+            ("force", po::bool_switch(), "write into an existing non-empty --out (only the export's own files and folders are replaced)");
         cli.positional("dir", 1);
         if (!cli.parse()) return 0;
         emt::triplets::ExportOptions o;
@@ -29,6 +30,8 @@ int main(int argc, char** argv) {
           throw emt::Error(emt::ErrorKind::kInvalidArgument, "--format must be vimeo or png-flat, not '" + format + "'");
         }
         o.rgb = cli.get<bool>("rgb");
+        o.force = cli.get<bool>("force");
+        cli.require("dir");
         const auto dir = cli.get<std::string>("dir");
         const auto out = cli.get<std::string>("out");
         const auto n = emt::triplets::export_triplets(dir, out, o);

@@ -1,9 +1,12 @@
 // triplet-split: shards -> train/val/test partitions without leakage.
+#include <filesystem>
 #include <iostream>
 
 #include <fmt/format.h>
 
 #include "emt/common/cli.hpp"
+#include "emt/common/error.hpp"
+#include "emt/common/output_guard.hpp"
 #include "emt/triplets/split.hpp"
 
 int main(int argc, char** argv) {
@@ -28,6 +31,9 @@ int main(int argc, char** argv) {
           cli.warn("--group none: neighbouring triplets share slices, so test triplets leak into training (the paper's plain random split)");
         }
         const std::string dir = cli.get<std::string>("dir");
+        if (!std::filesystem::is_directory(dir)) throw emt::Error(emt::ErrorKind::kNotFound, "no such directory", dir);
+        // DIR/splits (and the partitions) are written inside the build's directory: hold its lock.
+        emt::OutputLock lock(dir);
         const auto result = emt::triplets::run_split(dir, o);
         if (cli.common().json) {
           std::cout << result.report.dump() << std::endl;

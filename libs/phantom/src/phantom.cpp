@@ -73,9 +73,11 @@ DefectKind parse_defect_kind(const std::string& name) {
 Phantom::Phantom(PhantomOptions options) : options_(std::move(options)) {
   const auto& o = options_;
   if (o.depth < 1 || o.height < 16 || o.width < 16) throw Error(ErrorKind::kInvalidArgument, "phantom size too small (need at least 1 x 16 x 16)");
-  if (o.cell_size < 8) throw Error(ErrorKind::kInvalidArgument, "cell size must be at least 8 px");
-  if (o.defect_rate < 0 || o.defect_rate > 1) throw Error(ErrorKind::kInvalidArgument, "defect rate must be in [0, 1]");
-  if (o.max_drift < 0) throw Error(ErrorKind::kInvalidArgument, "max drift must be >= 0");
+  // Negated comparisons: NaN fails every one of them and is refused too.
+  if (!(o.cell_size >= 8 && std::isfinite(o.cell_size))) throw Error(ErrorKind::kInvalidArgument, "cell size must be a number >= 8 px");
+  if (!(o.defect_rate >= 0 && o.defect_rate <= 1)) throw Error(ErrorKind::kInvalidArgument, "defect rate must be in [0, 1]");
+  if (!(o.max_drift >= 0 && std::isfinite(o.max_drift))) throw Error(ErrorKind::kInvalidArgument, "max drift must be a number >= 0");
+  if (!(o.noise_sigma >= 0 && std::isfinite(o.noise_sigma))) throw Error(ErrorKind::kInvalidArgument, "noise must be a number >= 0");
 
   // Drift: independent uniform sub-pixel translations.
   truth_.drift.resize(static_cast<std::size_t>(o.depth));
@@ -405,7 +407,7 @@ PhantomTruth truth_from_json(const nlohmann::json& j) {
 }
 
 void write_phantom(const Phantom& phantom, const std::string& out_path, OutputFormat format, int bits,
-                   const std::string& truth_path, const std::function<void()>& on_slice) {
+                   const std::string& truth_path, const std::function<void()>& on_slice, bool force) {
   const auto& o = phantom.options();
   const emio::VolumeShape shape{o.depth, o.height, o.width};
   std::unique_ptr<emio::VolumeWriter> writer;
@@ -414,8 +416,8 @@ void write_phantom(const Phantom& phantom, const std::string& out_path, OutputFo
       writer = emio::create_hdf5_volume(out_path, "volumes/raw", shape, bits,
                                         std::array<double, 3>{o.resolution_nm[0], o.resolution_nm[1], o.resolution_nm[2]});
       break;
-    case OutputFormat::kPng: writer = emio::create_image_stack(out_path, emio::ImageFormat::kPng, shape, bits); break;
-    case OutputFormat::kTiff: writer = emio::create_image_stack(out_path, emio::ImageFormat::kTiff, shape, bits); break;
+    case OutputFormat::kPng: writer = emio::create_image_stack(out_path, emio::ImageFormat::kPng, shape, bits, force); break;
+    case OutputFormat::kTiff: writer = emio::create_image_stack(out_path, emio::ImageFormat::kTiff, shape, bits, force); break;
   }
   // Render a few slices at a time in parallel, write them in z order.
   const std::int64_t batch = 4;
@@ -428,8 +430,14 @@ void write_phantom(const Phantom& phantom, const std::string& out_path, OutputFo
       if (on_slice) on_slice();
     }
   }
-  if (!truth_path.empty()) write_file_atomic(truth_path, truth_to_json(phantom).dump(2) + "\n");
+  // The truth waits under its temporary name until the volume is in place.
+  std::unique_ptr<AtomicFile> truth;
+  if (!truth_path.empty()) {
+    truth = std::make_unique<AtomicFile>(truth_path);
+    write_file(truth->temp_path(), truth_to_json(phantom).dump(2) + "\n");
+  }
   writer->commit();
+  if (truth) truth->commit();
 }
 
 }  // namespace emt::phantom

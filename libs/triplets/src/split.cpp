@@ -11,7 +11,9 @@
 #include <fmt/format.h>
 
 #include "emt/common/atomic_file.hpp"
+#include "emt/common/cli.hpp"
 #include "emt/common/error.hpp"
+#include "emt/common/output_guard.hpp"
 #include "emt/common/random.hpp"
 #include "emt/common/sha256.hpp"
 #include "emt/common/text.hpp"
@@ -58,11 +60,56 @@ void parse_grouping(const std::string& text, SplitOptions& o) {
 json read_manifest(const std::string& dir) {
   const fs::path path = fs::path(dir) / kManifestFile;
   if (!fs::exists(path)) throw Error(ErrorKind::kNotFound, "no manifest.json: not a finished triplet-build output", dir);
+  json m;
   try {
-    return json::parse(read_file(path));
+    m = json::parse(read_file(path));
   } catch (const json::exception& e) {
     throw Error(ErrorKind::kDataLoss, std::string("manifest is not valid JSON: ") + e.what(), path.string());
   }
+  // The fields the tools use, with their types, checked once here: a damaged
+  // manifest is one error naming it, not a JSON type error from deep inside.
+  auto bad = [&](const std::string& what) { return Error(ErrorKind::kDataLoss, "manifest is damaged: " + what, path.string()); };
+  if (!m.is_object()) throw bad("not a JSON object");
+  if (!m.contains("shards") || !m["shards"].is_array()) throw bad("'shards' is not a list");
+  for (const json& s : m["shards"]) {
+    if (!s.is_object() || !s.contains("file") || !s["file"].is_string() || !s.contains("count") || !s["count"].is_number_unsigned() ||
+        !s.contains("sha256") || !s["sha256"].is_string()) {
+      throw bad("a 'shards' entry lacks a string 'file', a count >= 0 or a string 'sha256'");
+    }
+    const std::string file = s["file"].get<std::string>();
+    if (file.empty() || file.find('/') != std::string::npos || file == "." || file == "..") throw bad("shard name '" + file + "' is not a file name");
+  }
+  if (m.contains("sources")) {
+    if (!m["sources"].is_array()) throw bad("'sources' is not a list");
+    for (const json& s : m["sources"]) {
+      if (!s.is_object() || !s.contains("id") || !s["id"].is_string() || (s.contains("step") && !s["step"].is_number_integer()) ||
+          (s.contains("path") && !s["path"].is_string()) || (s.contains("dataset") && !s["dataset"].is_string())) {
+        throw bad("a 'sources' entry lacks a string 'id' or has a wrongly typed 'step', 'path' or 'dataset'");
+      }
+    }
+  }
+  if (m.contains("tile_size") && !m["tile_size"].is_number_integer()) throw bad("'tile_size' is not an integer");
+  if (!m.contains("totals") || !m["totals"].is_object()) throw bad("'totals' is missing");
+  for (const auto& [key, value] : m["totals"].items()) {
+    if (!value.is_number_integer()) throw bad("totals." + key + " is not an integer");
+  }
+  if (m.contains("rejected") && !m["rejected"].is_object()) throw bad("'rejected' is not an object");
+  const json rejected = m.value("rejected", json::object());
+  for (const auto& [key, value] : rejected.items()) {
+    if (!value.is_number_integer()) throw bad("rejected." + key + " is not an integer");
+  }
+  return m;
+}
+
+std::vector<std::filesystem::path> shard_directory_inputs(const std::string& dir) {
+  std::vector<fs::path> out;
+  const fs::path d(dir);
+  for (const char* name : {kManifestFile, kRejectedFile, kStateFile, "splits", "train", "val", "test"}) out.push_back(d / name);
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(d, ec)) {
+    if (e.path().filename().string().rfind("shard-", 0) == 0) out.push_back(e.path());
+  }
+  return out;
 }
 
 std::string split_file_path(const std::string& dir, const std::string& name) {
@@ -257,11 +304,22 @@ SplitResult compute_split(const std::vector<SampleRef>& samples, const SplitOpti
 
 namespace {
 
+/// True when DIR/NAME is absent or a partition an earlier --materialize wrote.
+bool is_materialized_partition_or_absent(const fs::path& p) {
+  if (!fs::exists(p)) return true;
+  try {
+    return json::parse(read_file(p / kManifestFile)).value("tool", std::string()) == "triplet-split --materialize";
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
 void materialize(const std::string& dir, const std::string& name, const std::vector<SampleRef>& part, const json& manifest) {
-  const fs::path final_dir = fs::path(dir) / name, tmp = fs::path(dir) / (name + ".tmp");
-  std::error_code ec;
-  fs::remove_all(tmp, ec);
-  ensure_writable_directory(tmp);
+  const fs::path final_dir = fs::path(dir) / name;
+  // Written into NAME.tmp/ and moved into place; it replaces only a partition
+  // this tool wrote before (all of it is ours), never a user's directory.
+  StagedDirectory staged(final_dir, /*force=*/true, [](const std::string&) { return true; });
+  const fs::path tmp = staged.path();
   const std::size_t per_shard = manifest.at("shards").empty() ? 64 : std::max<std::size_t>(1, manifest.at("shards")[0].at("count").get<std::size_t>());
   std::map<std::string, std::unique_ptr<ShardReader>> readers;
   json shards = json::array();
@@ -274,6 +332,7 @@ void materialize(const std::string& dir, const std::string& name, const std::vec
     pending.clear();
   };
   for (const SampleRef& s : part) {
+    throw_if_interrupted(final_dir.string());
     auto& reader = readers[s.shard];
     if (!reader) reader = std::make_unique<ShardReader>((fs::path(dir) / s.shard).string());
     attr = reader->attributes();
@@ -289,9 +348,7 @@ void materialize(const std::string& dir, const std::string& name, const std::vec
   m["totals"] = {{"accepted", part.size()}};
   m.erase("rejected");
   write_file_atomic(tmp / kManifestFile, m.dump(2) + "\n");
-  fs::remove_all(final_dir, ec);
-  fs::rename(tmp, final_dir, ec);
-  if (ec) throw Error(ErrorKind::kIo, "cannot rename into place: " + ec.message(), final_dir.string());
+  staged.commit();
 }
 
 }  // namespace
@@ -300,6 +357,14 @@ SplitResult run_split(const std::string& dir, const SplitOptions& o) {
   const auto samples = read_shard_directory(dir, /*verify_checksums=*/true);
   SplitResult result = compute_split(samples, o);
   const fs::path out = fs::path(dir) / "splits";
+  if (o.materialize) {
+    for (const char* name : kPartitionNames) {
+      if (!is_materialized_partition_or_absent(fs::path(dir) / name)) {
+        throw Error(ErrorKind::kInvalidArgument, "exists and is not a partition --materialize wrote; it is not replaced (move it away)",
+                    (fs::path(dir) / name).string());
+      }
+    }
+  }
   ensure_writable_directory(out);
   for (int p = 0; p < 3; ++p) {
     std::string text;

@@ -94,8 +94,11 @@ class Phantom {
 
 enum class OutputFormat { kHdf5, kPng, kTiff };
 /// Renders every slice (TBB-parallel) and writes the volume atomically, plus
-/// `truth_path` (JSON). Calls `on_slice` after each slice (progress).
+/// `truth_path` (JSON); both appear only when both are complete. Calls
+/// `on_slice` after each slice (progress; it may throw to stop, and nothing
+/// is left behind). `force`: an image stack may go into an existing
+/// non-empty directory, replacing only its slice images.
 void write_phantom(const Phantom& phantom, const std::string& out_path, OutputFormat format, int bits,
-                   const std::string& truth_path, const std::function<void()>& on_slice = {});
+                   const std::string& truth_path, const std::function<void()>& on_slice = {}, bool force = false);
 
 }  // namespace emt::phantom

@@ -31,10 +31,13 @@ struct MontageOptions {
 enum class ExportFormat { kVimeo, kPngFlat };
 struct ExportOptions {
   ExportFormat format = ExportFormat::kVimeo;
-  bool rgb = false;  ///< repeat the grey channel three times
+  bool rgb = false;    ///< repeat the grey channel three times
+  bool force = false;  ///< OUT may be an existing non-empty directory (only the export's own names are replaced)
 };
 /// Exports every triplet; returns the number exported. Uses DIR/splits when
-/// present (else everything is "train"). Written into OUT.tmp, renamed at the end.
+/// present (else everything is "train"; a split line naming no triplet is an
+/// error). OUT must not be or hold DIR's files; it is written into OUT.tmp
+/// and moved into place at the end (emt::StagedDirectory), under OUT's lock.
 std::int64_t export_triplets(const std::string& dir, const std::string& out, const ExportOptions& options);
 
 }  // namespace emt::triplets

@@ -12,6 +12,7 @@
 // triplets individually (the paper's plain random split; leaks).
 #include <array>
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -46,8 +47,14 @@ struct SampleRef {
 };
 
 /// DIR/manifest.json, parsed; throws kNotFound (no manifest: not a finished
-/// build) or kDataLoss (not valid JSON) naming the file.
+/// build) or kDataLoss (not valid JSON, or a field the tools use missing or
+/// of the wrong type) naming the file.
 [[nodiscard]] nlohmann::json read_manifest(const std::string& dir);
+
+/// What a triplet-build output directory holds that other tools must never
+/// write over (manifest, rejected.csv, state, shards, splits/, materialized
+/// partitions): the inputs for emt::refuse_output_overlapping_inputs.
+[[nodiscard]] std::vector<std::filesystem::path> shard_directory_inputs(const std::string& dir);
 
 /// The (shard file, index) entries of DIR/splits/NAME.txt in file order;
 /// throws kNotFound naming the file when it does not exist, kInvalidData
