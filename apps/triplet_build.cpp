@@ -18,7 +18,8 @@ std::string recorded_command(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (flags.count(a) || a.rfind("--threads=", 0) == 0 || a.rfind("--stop-after-shards=", 0) == 0) continue;
-    if (a == "--threads" || a == "--stop-after-shards") {
+    if (a.rfind("--cache-mb=", 0) == 0) continue;
+    if (a == "--threads" || a == "--stop-after-shards" || a == "--cache-mb") {
       ++i;
       continue;
     }
@@ -35,9 +36,10 @@ int main(int argc, char** argv) {
         namespace po = emt::po;
         cli.options().add_options()
             ("out,o", po::value<std::string>(), "output directory for shards, manifest.json, rejected.csv")
-            ("source", po::value<std::vector<std::string>>(), "replaces the spec's sources: HDF5 FILE[:dataset], image directory, glob or multipage TIFF (repeatable)")
+            ("source", po::value<std::vector<std::string>>(), "replaces the spec's sources: HDF5 FILE[:dataset], Zarr / OME-Zarr / N5 / precomputed directory (CONTAINER:dataset, PATH:LEVEL), image directory, glob or multipage TIFF (repeatable)")
             ("step", po::value<int>(), "slice step k for --source inputs: triplets (z-k, z, z+k)")
             ("tile-size", po::value<int>(), "overrides output.tile_size")
+            ("cache-mb", po::value<std::int64_t>(), "decoded-chunk cache per Zarr/N5/precomputed source in MiB (overrides input.cache_mb; not recorded: it changes no output)")
             ("resume", po::bool_switch(), "finish an interrupted build in --out")
             ("force", po::bool_switch(), "replace a build of a different spec in --out")
             ("skip-bad-slices", po::bool_switch(), "treat unreadable slices as missing (reported) instead of failing")
@@ -68,6 +70,8 @@ int main(int argc, char** argv) {
           spec.tile_size = *t;
           spec.text += "\n# output.tile_size overridden: " + std::to_string(*t) + "\n";
         }
+        // The cache size changes memory use, never output: not added to spec.text.
+        if (auto mb = cli.get_optional<std::int64_t>("cache-mb")) spec.cache_mb = *mb;
         emt::triplets::validate(spec, cli.common().config_path);
 
         emt::triplets::BuildOptions options;

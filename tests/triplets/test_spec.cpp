@@ -48,6 +48,22 @@ TEST(Spec, UnknownKeysAndBadValuesAreErrorsNamingTheFile) {
   }
 }
 
+TEST(Spec, ChunkedSourceKeys) {
+  const auto s = parse_spec("[input]\ncache_mb = 64\n[source.A]\npath = v.ome.zarr\nscale = 2\n", "c.ini");
+  EXPECT_EQ(s.cache_mb, 64);
+  EXPECT_EQ(s.sources[0].scale, 2);
+  EXPECT_EQ(parse_spec("", "d.ini").cache_mb, 512);  // the emio default
+  for (const char* bad : {"[input]\ncache_mb = 0\n[source.A]\npath = a\n", "[source.A]\npath = a\nscale = -1\n",
+                          "[source.A]\npath = a\nscale = two\n"}) {
+    try {
+      (void)parse_spec(bad, "c.ini");
+      ADD_FAILURE() << "accepted: " << bad;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("c.ini"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(Spec, SourceFromPathTakesItsName) {
   EXPECT_EQ(source_from_path("/data/sample_A_padded.hdf").id, "sample_A_padded");
   EXPECT_EQ(source_from_path("../shared/data/isbi2012/").id, "isbi2012");

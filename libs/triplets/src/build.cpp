@@ -201,6 +201,7 @@ std::string canonical_spec(const BuildSpec& spec) {
                      src.z.stop ? std::to_string(*src.z.stop) : "");
     for (auto k : src.skip) s += std::to_string(k) + ",";
     s += fmt::format("|{}\n", src.step);
+    if (src.scale != 0) s += fmt::format("scale {}\n", src.scale);  // absent for 0: older hashes stay valid
   }
   return s;
 }
@@ -242,6 +243,8 @@ class Builder {
       s.spec = ss;
       emio::SourceOptions so;
       so.uint16 = spec_.uint16;
+      so.chunk_cache_bytes = static_cast<std::size_t>(spec_.cache_mb) << 20;
+      so.scale = ss.scale;
       s.volume = emio::open_source(ss.path, so, ss.dataset);
       const auto shape = s.volume->shape();
       if (shape.height < spec_.tile_size || shape.width < spec_.tile_size) {
@@ -670,6 +673,7 @@ class Builder {
              {"shape", {shape.depth, shape.height, shape.width}}, {"bits", s.volume->bits()}, {"step", s.spec.step},
              {"triplet_middles", s.middles.size()}, {"bad_slices", s.bad}};
       if (s.volume->kind() == emio::SourceKind::kHdf5) j["dataset"] = s.spec.dataset;
+      if (s.spec.scale != 0) j["scale"] = s.spec.scale;
       if (auto r = s.volume->resolution_nm()) j["resolution_nm"] = *r;
       j["histogram_reference_slices"] = s.reference.used;
       srcs.push_back(j);

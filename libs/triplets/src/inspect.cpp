@@ -175,7 +175,9 @@ cv::Mat montage(const std::string& dir, const MontageOptions& o) {
     std::map<std::string, int> steps;
     for (const auto& s : manifest.at("sources")) {
       steps[s.at("id").get<std::string>()] = s.value("step", 1);
-      sources[s.at("id").get<std::string>()] = emio::open_source(s.at("path").get<std::string>(), {}, s.value("dataset", std::string("volumes/raw")));
+      emio::SourceOptions so;
+      so.scale = s.value("scale", 0);
+      sources[s.at("id").get<std::string>()] = emio::open_source(s.at("path").get<std::string>(), so, s.value("dataset", std::string("volumes/raw")));
     }
     const int T = manifest.value("tile_size", 512);
     // Spread over reasons: round-robin through the reasons present.

@@ -56,9 +56,10 @@ BuildSpec parse_spec(const std::string& text, const std::string& origin) {
       ("histogram.enabled", po::value(&spec.histogram_matching)->default_value(spec.histogram_matching))
       ("histogram.reference_slices", po::value(&spec.reference_slices)->default_value(spec.reference_slices))
       ("uint16.low_percentile", po::value(&spec.uint16.low_percentile)->default_value(spec.uint16.low_percentile))
-      ("uint16.high_percentile", po::value(&spec.uint16.high_percentile)->default_value(spec.uint16.high_percentile));
+      ("uint16.high_percentile", po::value(&spec.uint16.high_percentile)->default_value(spec.uint16.high_percentile))
+      ("input.cache_mb", po::value(&spec.cache_mb)->default_value(spec.cache_mb));
   // Keys of the triplet-build command line may sit in the spec too (INI of --config).
-  static const char* kToolKeys[] = {"out", "source", "resume", "force", "skip-bad-slices", "threads", "quiet", "json", "step"};
+  static const char* kToolKeys[] = {"out", "source", "resume", "force", "skip-bad-slices", "threads", "quiet", "json", "step", "cache-mb"};
   po::variables_map vm;
   po::parsed_options parsed(nullptr);
   try {
@@ -95,6 +96,11 @@ BuildSpec parse_spec(const std::string& text, const std::string& origin) {
     try {
       if (field == "path") s.path = value;
       else if (field == "dataset") s.dataset = value;
+      else if (field == "scale") {
+        const std::int64_t scale = parse_int(value, what);
+        if (scale < 0 || scale > 64) throw Error(ErrorKind::kInvalidArgument, "must be in [0, 64]: " + value);
+        s.scale = static_cast<int>(scale);
+      }
       else if (field == "z") s.z = parse_range(value);
       else if (field == "skip") s.skip = parse_index_list(value);
       else if (field == "step") {
@@ -138,6 +144,7 @@ void validate(const BuildSpec& spec, const std::string& origin) {
         "filters.defect_downsample leaves fewer than 8 px per tile");
   check(spec.filters.max_blur_ratio >= 1, "filters.max_blur_ratio must be >= 1");
   check(spec.reference_slices >= 1, "histogram.reference_slices must be >= 1");
+  check(spec.cache_mb >= 1 && spec.cache_mb <= (std::int64_t{1} << 30), "input.cache_mb must be in [1, 2^30]");
   for (const SourceSpec& s : spec.sources) {
     check(!s.path.empty(), "[source." + s.id + "] has no path");
     check(s.step >= 1, "[source." + s.id + "] step must be >= 1");

@@ -16,7 +16,8 @@ namespace emt::triplets {
 struct SourceSpec {
   std::string id;                      ///< source id written to /meta/source
   std::string path;                    ///< file, directory, glob; FILE:dataset for HDF5
-  std::string dataset = "volumes/raw"; ///< HDF5 dataset when the path names none
+  std::string dataset = "volumes/raw"; ///< HDF5 dataset (or Zarr/N5 group member) when the path names none
+  int scale = 0;                       ///< OME-Zarr level / precomputed scale (0: full resolution)
   IndexRange z;                        ///< slices used, "start:stop"
   std::vector<std::int64_t> skip;      ///< slices never used (known bad)
   int step = 1;                        ///< triplets are (z - step, z, z + step)
@@ -33,6 +34,8 @@ struct BuildSpec {
   bool histogram_matching = true;
   int reference_slices = 16;  ///< evenly spaced slices per source for the reference histogram
   emio::Uint16Mapping uint16;
+  /// Decoded-chunk cache per chunked source (Zarr, N5, precomputed), MiB.
+  std::int64_t cache_mb = static_cast<std::int64_t>(emio::SourceOptions{}.chunk_cache_bytes >> 20);
   std::string text;           ///< the spec as given (stored in every shard)
 };
 
