@@ -5,6 +5,7 @@
 #include <boost/program_options.hpp>
 
 #include "emt/common/atomic_file.hpp"
+#include "emt/common/cli.hpp"
 #include "emt/common/error.hpp"
 
 namespace emt::ssan {
@@ -46,7 +47,7 @@ SsanConfig parse_config(const std::string& text, const std::string& origin) {
     po::store(po::parse_config_file(in, d, /*allow_unregistered=*/true), vm);
     po::notify(vm);
   } catch (const po::error& e) {
-    throw Error(ErrorKind::kInvalidArgument, std::string("bad model config: ") + e.what(), origin);
+    throw Error(ErrorKind::kInvalidArgument, "bad model config: " + po_error_message(e), origin);
   }
   auto check = [&](bool ok, const std::string& what) {
     if (!ok) throw Error(ErrorKind::kInvalidArgument, "bad model config: " + what, origin);

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "emt/common/atomic_file.hpp"
+#include "emt/common/cli.hpp"
 #include "emt/common/error.hpp"
 
 namespace emt::triplets {
@@ -68,7 +69,7 @@ BuildSpec parse_spec(const std::string& text, const std::string& origin) {
     po::store(parsed, vm);
     po::notify(vm);
   } catch (const po::error& e) {
-    throw Error(ErrorKind::kInvalidArgument, std::string("bad spec: ") + e.what(), origin);
+    throw Error(ErrorKind::kInvalidArgument, "bad spec: " + po_error_message(e), origin);
   }
   // [source.ID] sections arrive as unregistered "source.ID.key" options, in file order.
   std::map<std::string, std::size_t> index;
