@@ -19,11 +19,43 @@ emt::phantom::OutputFormat parse_format(const std::string& name, const std::stri
   if (name == "hdf5") return emt::phantom::OutputFormat::kHdf5;
   if (name == "png") return emt::phantom::OutputFormat::kPng;
   if (name == "tiff") return emt::phantom::OutputFormat::kTiff;
+  if (name == "zarr") return emt::phantom::OutputFormat::kZarr;
+  if (name == "n5") return emt::phantom::OutputFormat::kN5;
   if (name == "auto") {
-    const std::string ext = std::filesystem::path(out).extension().string();
+    std::filesystem::path p(out);
+    if (!p.has_filename()) p = p.parent_path();
+    const std::string ext = p.extension().string();
+    if (ext == ".zarr") return emt::phantom::OutputFormat::kZarr;
+    if (ext == ".n5") return emt::phantom::OutputFormat::kN5;
     return (ext == ".h5" || ext == ".hdf5" || ext == ".hdf") ? emt::phantom::OutputFormat::kHdf5 : emt::phantom::OutputFormat::kPng;
   }
-  throw Error(ErrorKind::kInvalidArgument, "--format must be hdf5, png, tiff or auto, not '" + name + "'");
+  throw Error(ErrorKind::kInvalidArgument, "--format must be hdf5, png, tiff, zarr, n5 or auto, not '" + name + "'");
+}
+
+/// --chunks ZxYxX and --compression NAME[:CNAME[:SHUFFLE]] (blosc's inner codec and shuffle).
+emt::emio::ChunkedWriteOptions parse_chunking(const std::string& chunks, const std::string& compression, int level) {
+  emt::emio::ChunkedWriteOptions o;
+  const auto c = emt::split(chunks, 'x');
+  if (c.size() != 3) throw Error(ErrorKind::kInvalidArgument, "--chunks must be ZxYxX, like 16x256x256");
+  for (std::size_t i = 0; i < 3; ++i) {
+    o.chunks[i] = emt::parse_int(c[i], "--chunks");
+    if (o.chunks[i] < 1 || o.chunks[i] > 4096) throw Error(ErrorKind::kInvalidArgument, "--chunks entries must be in [1, 4096]");
+  }
+  const auto parts = emt::split(compression, ':');
+  o.compression = emt::emio::parse_compression(parts.at(0));
+  if (parts.size() > 1 && o.compression != emt::emio::Compression::kBlosc) {
+    throw Error(ErrorKind::kInvalidArgument, "only blosc takes :CNAME[:SHUFFLE] in --compression");
+  }
+  if (parts.size() > 1) o.blosc_cname = parts[1];
+  if (parts.size() > 2) {
+    const std::string& s = parts[2];
+    o.blosc_shuffle = s == "none" ? 0 : s == "byte" ? 1 : s == "bit" ? 2 : -1;
+    if (o.blosc_shuffle < 0) throw Error(ErrorKind::kInvalidArgument, "blosc shuffle must be none, byte or bit, not '" + s + "'");
+  }
+  if (parts.size() > 3) throw Error(ErrorKind::kInvalidArgument, "--compression is NAME or blosc:CNAME:SHUFFLE");
+  if (level < 0 || level > 19) throw Error(ErrorKind::kInvalidArgument, "--compression-level must be in [0, 19]");
+  o.level = level;
+  return o;
 }
 }  // namespace
 
@@ -34,7 +66,10 @@ int main(int argc, char** argv) {
       [](emt::Cli& cli) {
         cli.options().add_options()
             ("out,o", emt::po::value<std::string>(), "output: an .h5 file (CREMI layout volumes/raw) or a directory (image stack)")
-            ("format", emt::po::value<std::string>()->default_value("auto"), "hdf5, png, tiff, or auto (from --out)")
+            ("format", emt::po::value<std::string>()->default_value("auto"), "hdf5, png, tiff, zarr (OME-Zarr 0.4), n5, or auto (from --out: .h5, .zarr, .n5, else png)")
+            ("chunks", emt::po::value<std::string>()->default_value("16x256x256"), "zarr / n5: chunk shape ZxYxX")
+            ("compression", emt::po::value<std::string>()->default_value("blosc"), "zarr / n5: none, zlib, gzip, zstd, xz, blosc or blosc:CNAME:SHUFFLE (CNAME lz4, lz4hc, blosclz, zstd, zlib; SHUFFLE none, byte, bit)")
+            ("compression-level", emt::po::value<int>()->default_value(5), "zarr / n5: codec level")
             ("bits", emt::po::value<int>()->default_value(8), "8 or 16 bits per pixel")
             ("size", emt::po::value<std::string>()->default_value("32x1536x1536"), "DEPTHxHEIGHTxWIDTH")
             ("seed", emt::po::value<std::uint64_t>()->default_value(1), "random seed: same seed, byte-identical output")
@@ -44,7 +79,7 @@ int main(int argc, char** argv) {
             ("cell-size", emt::po::value<double>()->default_value(96.0), "mean cell diameter in px")
             ("noise", emt::po::value<double>()->default_value(10.0), "noise sigma in grey levels")
             ("truth", emt::po::value<std::string>(), "truth JSON path (default: OUT.truth.json beside the output)")
-            ("force", emt::po::bool_switch(), "write an image stack into an existing non-empty directory (only its slice images are replaced)");
+            ("force", emt::po::bool_switch(), "write an image stack, zarr or n5 volume into an existing non-empty directory (only the names the tool writes are replaced)");
         cli.positional("out", 1);
         if (!cli.parse()) return 0;
         const auto out = cli.get<std::string>("out");
@@ -70,6 +105,8 @@ int main(int argc, char** argv) {
         const int bits = cli.get<int>("bits");
         if (bits != 8 && bits != 16) throw Error(ErrorKind::kInvalidArgument, "--bits must be 8 or 16");
         const auto format = parse_format(cli.get<std::string>("format"), out);
+        const auto chunking = parse_chunking(cli.get<std::string>("chunks"), cli.get<std::string>("compression"),
+                                             cli.get<int>("compression-level"));
         std::string truth = cli.get_optional<std::string>("truth").value_or("");
         if (truth.empty()) {
           std::filesystem::path p(out);
@@ -92,7 +129,7 @@ int main(int argc, char** argv) {
         emt::phantom::write_phantom(phantom, out, format, bits, truth, [&] {
           progress.tick();
           emt::throw_if_interrupted(out);
-        }, force);
+        }, force, chunking);
         progress.finish();
         if (cli.common().json) {
           nlohmann::json j{{"out", out}, {"truth", truth}, {"shape", {options.depth, options.height, options.width}},

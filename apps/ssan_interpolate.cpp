@@ -16,7 +16,9 @@ int main(int argc, char** argv) {
       [&](emt::Cli& cli) {
         namespace po = emt::po;
         cli.options().add_options()
-            ("checkpoint", po::value<std::string>(), "SSAN checkpoint (RUN/best.pt)")
+            ("checkpoint", po::value<std::string>(), "SSAN checkpoint (RUN/best.pt); needed by --method ssan")
+            ("method", po::value<std::string>()->default_value("ssan"),
+             "ssan (the model), or a model-free baseline through the same alignment: linear (mean of the neighbours), flow (Farneback, half way)")
             ("input", po::value<std::string>(), "HDF5 FILE[:dataset], image directory, glob or multipage TIFF")
             ("slices", po::value<std::string>(), "slices to replace: 12,40,50:53")
             ("detect-defects", po::bool_switch(), "also replace slices the pipeline's defect filter flags (reported)")
@@ -30,9 +32,12 @@ int main(int argc, char** argv) {
         if (!cli.parse()) return 0;
         torch::set_num_threads(cli.common().threads);
         emt::ssan::InterpolateOptions o;
-        cli.require("checkpoint");
+        o.method = emt::ssan::parse_fill_method(cli.get<std::string>("method"));
+        if (o.method == emt::ssan::FillMethod::kSsan) {
+          cli.require("checkpoint");
+          o.checkpoint = cli.get<std::string>("checkpoint");
+        }
         cli.require("input");
-        o.checkpoint = cli.get<std::string>("checkpoint");
         o.input = cli.get<std::string>("input");
         if (auto s = cli.get_optional<std::string>("slices")) o.slices = emt::parse_index_list(*s);
         o.detect_defects = cli.get<bool>("detect-defects");

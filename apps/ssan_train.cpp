@@ -30,7 +30,15 @@ int main(int argc, char** argv) {
             ("lr", po::value<double>()->default_value(1e-3), "Adam learning rate (paper: 1e-3)")
             ("warmup-steps", po::value<std::int64_t>()->default_value(100), "linear learning-rate warm-up over this many steps (0 = none, as in the paper)")
             ("max-steps", po::value<std::int64_t>()->default_value(-1), "stop after this many steps (checkpoint written)")
-            ("max-minutes", po::value<double>()->default_value(-1), "stop after this many minutes (checkpoint written)")
+            ("max-minutes", po::value<double>()->default_value(-1),
+             "stop after this many minutes (checkpoint written); without --epochs / --decay-epochs the whole schedule "
+             "(warm-up, base rate, decay for the last 40%) is fitted into them")
+            ("budget-clock", po::value<std::string>()->default_value("wall"),
+             "what --max-minutes counts: wall, or cpu (process CPU time / threads: fair on a shared machine)")
+            ("snapshot-minutes", po::value<double>()->default_value(0), "copy the model to RUN/snapshots/ every this many budget minutes (0 = never)")
+            ("train-alignment", po::value<std::string>()->default_value("oracle"),
+             "oracle (outer slices aligned to the middle, as built) or blind (as ssan-interpolate aligns them: to each other, half way)")
+            ("init-from", po::value<std::string>(), "start from this checkpoint's weights (fine-tuning; same architecture as --config)")
             ("seed", po::value<std::uint64_t>()->default_value(0), "seed for initialisation, order and augmentation")
             ("val-samples", po::value<int>()->default_value(16), "validation triplets per epoch (0 = all)");
         if (!cli.parse()) return 0;
@@ -65,7 +73,14 @@ int main(int argc, char** argv) {
         // Runs started before warm-up existed had none.
         o.warmup_steps = o.resume && !cli.has("warmup-steps") ? started.value("warmup_steps", std::int64_t{0}) : cli.get<std::int64_t>("warmup-steps");
         o.max_steps = cli.get<std::int64_t>("max-steps");
-        o.max_minutes = cli.get<double>("max-minutes");
+        o.max_minutes = option("max-minutes", "max_minutes", -1.0);
+        o.fit_schedule = o.resume && started.contains("fit_schedule") && !cli.has("epochs") && !cli.has("decay-epochs")
+                             ? started.at("fit_schedule").get<bool>()
+                             : o.max_minutes > 0 && !cli.has("epochs") && !cli.has("decay-epochs");
+        o.budget_clock = emt::ssan::parse_budget_clock(option("budget-clock", "budget_clock", std::string("wall")));
+        o.snapshot_minutes = cli.get<double>("snapshot-minutes");
+        o.alignment = emt::ssan::parse_train_alignment(option("train-alignment", "train_alignment", std::string("oracle")));
+        if (cli.has("init-from")) o.init_from = cli.get<std::string>("init-from");
         o.seed = option("seed", "seed", std::uint64_t{0});
         o.val_samples = option("val-samples", "val_samples", 0);
         o.quiet = cli.common().quiet;

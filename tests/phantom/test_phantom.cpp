@@ -79,6 +79,27 @@ TEST(Phantom, SixteenBitOutput) {
   EXPECT_EQ(src->shape().depth, 8);
 }
 
+TEST(Phantom, ZarrAndN5ThroughTheTool) {
+  test::ScratchDir dir;
+  const std::string args = " --size 6x100x130 --seed 4 --quiet --chunks 4x64x48";
+  ASSERT_EQ(test::run_tool("em-phantom", "--out " + (dir / "v.h5") + args).exit_code, 0);
+  ASSERT_EQ(test::run_tool("em-phantom", "--out " + (dir / "v.zarr") + args + " --compression blosc:zstd:bit").exit_code, 0);
+  ASSERT_EQ(test::run_tool("em-phantom", "--out " + (dir / "v.n5") + args + " --compression xz --compression-level 1").exit_code, 0);
+  ASSERT_EQ(test::run_tool("em-phantom", "--out " + (dir / "w") + args + " --format zarr --compression none").exit_code, 0);
+  const auto h5 = emio::open_source(dir / "v.h5");
+  for (const char* name : {"v.zarr", "v.n5", "w"}) {
+    const auto src = emio::open_source(dir / name);
+    EXPECT_EQ(emio::to_string(src->kind()), std::string(name == std::string("v.n5") ? "n5" : "ome-zarr"));
+    EXPECT_EQ(*src->resolution_nm(), (std::array<double, 3>{40, 4, 4})) << name;
+    for (std::int64_t z = 0; z < 6; ++z) EXPECT_EQ(cv::norm(src->read_raw(z), h5->read_raw(z), cv::NORM_INF), 0) << name << " z " << z;
+  }
+  EXPECT_TRUE(fs::exists(dir / "v.zarr.truth.json"));
+  const auto bad = test::run_tool("em-phantom", "--out " + (dir / "x.zarr") + args + " --compression lz4");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("compression"), std::string::npos) << bad.err;
+  EXPECT_FALSE(fs::exists(dir / "x.zarr"));
+}
+
 TEST(Phantom, LooksLikeEm) {
   PhantomOptions o = small();
   o.defects = {{7, DefectKind::kBlur}};

@@ -24,6 +24,18 @@ TEST(Charbonnier, CloseToL1ForLargeResidualsSmoothAtZero) {
   EXPECT_LT(std::abs(q.grad().item<float>()), 0.2f);
 }
 
+TEST(GradientCharbonnier, IsTheCharbonnierOfFiniteDifferencesAndBlindToOffsets) {
+  torch::manual_seed(7);
+  const auto a = torch::rand({2, 1, 9, 11}), b = torch::rand({2, 1, 9, 11});
+  const auto dx = [](const torch::Tensor& t) { return t.slice(3, 1) - t.slice(3, 0, -1); };
+  const auto dy = [](const torch::Tensor& t) { return t.slice(2, 1) - t.slice(2, 0, -1); };
+  const double expected = 0.5 * (charbonnier(dx(a), dx(b), 1e-3).item<double>() + charbonnier(dy(a), dy(b), 1e-3).item<double>());
+  EXPECT_NEAR(gradient_charbonnier(a, b, 1e-3).item<double>(), expected, 1e-6);
+  // A constant offset has no gradient: only edges count.
+  EXPECT_NEAR(gradient_charbonnier(a + 0.25, a, 1e-6).item<double>(), 1e-6, 1e-6);
+  EXPECT_GT(gradient_charbonnier(a, b).item<double>(), 0.1);
+}
+
 TEST(StyleBalance, SignFollowsPredictionVersusGroundTruth) {
   auto t = [](double v) { return torch::tensor(v, torch::requires_grad()); };
   // Prediction farther from slice 0 than the ground truth is: pull (+); closer: push (-).

@@ -17,6 +17,9 @@
 #include "emt/common/atomic_file.hpp"
 #include "emt/emio/slice_source.hpp"
 #include "emt/phantom/phantom.hpp"
+#include "emt/ssan/dataset.hpp"
+#include "emt/ssan/trainer.hpp"
+#include "emt/triplets/shard.hpp"
 #include "test_support.hpp"
 
 namespace emt::test {
@@ -104,6 +107,114 @@ TEST_F(Training, ResumeGivesTheSameNextStepLoss) {
     EXPECT_NEAR(a[i], b[i], 1e-5 * std::abs(a[i])) << "step " << i + 1;
     EXPECT_NEAR(a[i], c[i], 1e-5 * std::abs(a[i])) << "step " << i + 1;
   }
+}
+
+TEST_F(Training, MaxMinutesAloneFitsTheWholeScheduleIntoTheTime) {
+  ScratchDir run;
+  const auto r = run_tool("ssan-train", "--config " + config() + " --data " + data() + " --out " + (run / "r") +
+                                            " --val-split none --crop 32 --batch 2 --warmup-steps 5 --lr 0.002 --max-minutes 0.12 --quiet --json --threads 1");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto summary = nlohmann::json::parse(r.out);
+  const auto planned = summary.at("planned_steps").get<std::int64_t>(), steps = summary.at("steps").get<std::int64_t>();
+  EXPECT_TRUE(nlohmann::json::parse(read_file(run.path() / "r" / "run.json")).at("fit_schedule").get<bool>());
+  EXPECT_GT(planned, 21);      // more than the calibration steps
+  EXPECT_LE(steps, planned);   // the time may run out first, the schedule never
+  // Warm-up, the base rate, then x0.1 from 60% of the planned steps on.
+  const std::int64_t decay_step = std::llround(0.6 * static_cast<double>(planned));
+  std::istringstream in(read_file(run.path() / "r" / "metrics.csv"));
+  std::string line;
+  std::getline(in, line);
+  ASSERT_NE(line.find(",gradient,lr,"), std::string::npos) << line;
+  int decayed = 0;
+  while (std::getline(in, line)) {
+    std::vector<std::string> cells;
+    std::stringstream ss(line);
+    for (std::string c; std::getline(ss, c, ',');) cells.push_back(c);
+    const std::int64_t step = std::stoll(cells[0]);  // logged after the step: it ran at step - 1
+    const double lr = std::stod(cells[7]);
+    if (step - 1 < 5) {
+      EXPECT_NEAR(lr, 0.002 * static_cast<double>(step) / 5, 1e-9) << line;
+    } else if (step - 1 < decay_step) {
+      EXPECT_NEAR(lr, 0.002, 1e-9) << line;
+    } else {
+      EXPECT_NEAR(lr, 0.0002, 1e-9) << line;
+      ++decayed;
+    }
+  }
+  if (steps > decay_step + 1) {
+    EXPECT_GT(decayed, 0);
+  }
+}
+
+TEST_F(Training, InitFromStartsFromTheGivenWeights) {
+  ScratchDir run;
+  ASSERT_TRUE(train_tiny(run / "source"));
+  // A step with a vanishing learning rate leaves the copied weights as they were.
+  const auto r = run_tool("ssan-train", "--config " + config() + " --data " + data() + " --out " + (run / "tuned") + " --init-from " +
+                                            (run.path() / "source" / "last.pt").string() + " --val-split none --crop 32 --batch 2 --max-steps 1 --lr 1e-12 --warmup-steps 0 --quiet --threads 1");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto a = ssan::load_model((run.path() / "source" / "last.pt").string()), b = ssan::load_model((run.path() / "tuned" / "last.pt").string());
+  const auto pa = a->named_parameters(), pb = b->named_parameters();
+  ASSERT_EQ(pa.size(), pb.size());
+  double changed = 0;
+  for (const auto& p : pa) changed = std::max(changed, (p.value() - pb[p.key()]).abs().max().item<double>());
+  EXPECT_LT(changed, 1e-8);
+  // A fresh model differs: the copy is what made them equal.
+  const auto fresh = run_tool("ssan-train", "--config " + config() + " --data " + data() + " --out " + (run / "fresh") +
+                                                " --val-split none --crop 32 --batch 2 --max-steps 1 --lr 1e-12 --warmup-steps 0 --quiet --threads 1 --seed 9");
+  ASSERT_EQ(fresh.exit_code, 0) << fresh.err;
+  const auto c = ssan::load_model((run.path() / "fresh" / "last.pt").string());
+  double differs = 0;
+  for (const auto& p : pa) differs = std::max(differs, (p.value() - c->named_parameters()[p.key()]).abs().max().item<double>());
+  EXPECT_GT(differs, 1e-3);
+  // Another architecture is refused, naming the file.
+  std::ofstream(run.path() / "other.ini") << "[model]\nextractor = unet\nfeatures = 8\nattention = none\nbranches = 1\nfusion = residual\n";
+  const auto bad = run_tool("ssan-train", "--config " + (run / "other.ini") + " --data " + data() + " --out " + (run / "bad") + " --init-from " +
+                                              (run.path() / "source" / "last.pt").string() + " --val-split none --crop 32 --batch 2 --max-steps 1 --quiet");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("last.pt"), std::string::npos) << bad.err;
+}
+
+TEST_F(Training, BlindAlignmentDisplacesTheMiddleByItsStoredDeviation) {
+  const ssan::TripletDataset data(Training::data(), "");
+  triplets::ShardReader reader(fs::path(Training::data()) / data.ref(0).shard);
+  const auto meta = reader.read_meta();
+  int nonzero = 0;
+  for (std::int64_t i = 0; i < data.size(); ++i) {
+    const auto& r = data.ref(i);
+    if (r.shard != data.ref(0).shard) continue;
+    const auto& s = meta[static_cast<std::size_t>(r.index)].shift;
+    const auto o = data.blind_offset(i);
+    EXPECT_EQ(o[0], std::lround(-0.5 * (s[0] + s[2])));
+    EXPECT_EQ(o[1], std::lround(-0.5 * (s[1] + s[3])));
+    nonzero += o[0] != 0 || o[1] != 0;
+  }
+  ASSERT_GT(nonzero, 0) << "the phantom's random drift should leave some middles off the outer slices' mean";
+  // Batches: the outer slices are a crop of the tile; the middle is the crop displaced by the offset.
+  ssan::Augmentation aug;
+  aug.flips = aug.temporal_swap = false;
+  aug.crop = 40;
+  aug.blind_alignment = true;
+  ssan::BatchLoader loader(data, 1, aug, 3, /*shuffle=*/false, 1);
+  const int t = data.tile_size();
+  int checked_displaced = 0;
+  for (std::int64_t i = 0; i < data.size(); ++i) {
+    const auto batch = loader.next();
+    const auto tile = data.read(i).to(torch::kFloat32).div_(255.0);
+    const auto o = data.blind_offset(i);
+    bool found = false;
+    for (int y = 0; y + aug.crop <= t && !found; ++y) {
+      for (int x = 0; x + aug.crop <= t && !found; ++x) {
+        if (!torch::equal(tile[0].slice(0, y, y + aug.crop).slice(1, x, x + aug.crop), batch.outer[0][0])) continue;
+        if (!torch::equal(tile[2].slice(0, y, y + aug.crop).slice(1, x, x + aug.crop), batch.outer[0][1])) continue;
+        found = true;
+        EXPECT_TRUE(torch::equal(tile[1].slice(0, y + o[0], y + o[0] + aug.crop).slice(1, x + o[1], x + o[1] + aug.crop), batch.gt[0][0])) << i;
+      }
+    }
+    EXPECT_TRUE(found) << i;
+    checked_displaced += o[0] != 0 || o[1] != 0;
+  }
+  EXPECT_GT(checked_displaced, 0);
 }
 
 TEST_F(Training, SigintSavesALoadableCheckpoint) {

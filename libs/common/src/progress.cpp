@@ -42,6 +42,11 @@ void Progress::tick(std::int64_t n) {
   if ((tty_ && since >= 0.1) || (!tty_ && since >= plain_interval_s_)) print_locked(false);
 }
 
+void Progress::set_total(std::int64_t total) {
+  std::lock_guard lock(mutex_);
+  total_ = total;
+}
+
 void Progress::set_status(std::string status) {
   std::lock_guard lock(mutex_);
   status_ = std::move(status);

@@ -1,5 +1,6 @@
 // Zarr v2 / OME-Zarr 0.4 and N5 writers (em-phantom --format zarr|n5, tests,
-// benchmarks). Written into DIR.tmp/ and renamed into place at commit.
+// benchmarks). Staged in DIR.tmp/ and moved into place at commit, like the
+// image stack writer (emt::StagedDirectory).
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
@@ -12,12 +13,19 @@
 
 #include "codecs.hpp"
 #include "emt/common/error.hpp"
-#include "emt/common/atomic_file.hpp"
+#include "emt/common/output_guard.hpp"
 #include "emt/emio/volume_writer.hpp"
 
 namespace emt::emio {
 namespace fs = std::filesystem;
 namespace {
+
+bool digits_and(const std::string& name, const std::string& allowed) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), [&](char c) { return (c >= '0' && c <= '9') || allowed.find(c) != std::string::npos; });
+}
+/// What a Zarr writer puts at the top of its directory (replaced with --force).
+bool is_zarr_name(const std::string& name) { return name == ".zarray" || name == ".zattrs" || name == ".zgroup" || digits_and(name, "."); }
+bool is_n5_name(const std::string& name) { return name == "attributes.json" || digits_and(name, ""); }
 
 codec::EncodeOptions encode_options(const ChunkedWriteOptions& o) {
   codec::EncodeOptions e;
@@ -69,33 +77,15 @@ class ChunkedWriter : public VolumeWriter {
     for (std::size_t z = 0; z < written_.size(); ++z) {
       if (!written_[z]) throw Error(ErrorKind::kInvalidArgument, fmt::format("slice {} was never written", z), dir_);
     }
-    for (const auto& entry : fs::recursive_directory_iterator(temp_)) {
-      if (entry.is_regular_file()) fsync_path(entry.path());
-    }
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-    fs::rename(temp_, dir_, ec);
-    if (ec) throw Error(ErrorKind::kIo, "cannot rename into place: " + ec.message(), dir_);
-    committed_ = true;
-  }
-  ~ChunkedWriter() override {
-    if (!committed_) {
-      std::error_code ec;
-      fs::remove_all(temp_, ec);
-    }
+    stage_.commit();
   }
 
  protected:
-  ChunkedWriter(std::string dir, VolumeShape shape, int bits, const ChunkedWriteOptions& o, bool force)
+  ChunkedWriter(std::string dir, VolumeShape shape, int bits, const ChunkedWriteOptions& o, bool force,
+                StagedDirectory::OwnName own)
       : dir_(std::move(dir)), shape_(shape), bits_(bits), o_(o), enc_(encode_options(o)),
-        written_(static_cast<std::size_t>(shape.depth), false), temp_(dir_ + ".tmp") {
+        written_(static_cast<std::size_t>(shape.depth), false), stage_(dir_, force, std::move(own)), temp_(stage_.path()) {
     if (bits != 8 && bits != 16) throw Error(ErrorKind::kInvalidArgument, "bits must be 8 or 16", dir_);
-    std::error_code ec;
-    if (fs::exists(dir_) && !fs::is_empty(dir_, ec) && !force) {
-      throw Error(ErrorKind::kInvalidArgument, "output exists and is not empty (give --force to replace it)", dir_);
-    }
-    fs::remove_all(temp_, ec);
-    ensure_writable_directory(temp_);
     for (auto c : o.chunks) {
       if (c <= 0) throw Error(ErrorKind::kInvalidArgument, "chunk sizes must be positive", dir_);
     }
@@ -112,7 +102,7 @@ class ChunkedWriter : public VolumeWriter {
 
  private:
   std::vector<bool> written_;
-  bool committed_ = false;
+  StagedDirectory stage_;
 
  protected:
   const fs::path temp_;  ///< where files go until commit()
@@ -152,7 +142,7 @@ void write_bytes(const fs::path& path, const std::vector<std::uint8_t>& bytes) {
 class ZarrWriter final : public ChunkedWriter {
  public:
   ZarrWriter(std::string dir, VolumeShape shape, int bits, const ChunkedWriteOptions& o, bool ome, bool force)
-      : ChunkedWriter(std::move(dir), shape, bits, o, force), array_dir_(ome ? temp_ / "0" : temp_) {
+      : ChunkedWriter(std::move(dir), shape, bits, o, force, is_zarr_name), array_dir_(ome ? temp_ / "0" : temp_) {
     if (o.dimension_separator != '.' && o.dimension_separator != '/') {
       throw Error(ErrorKind::kInvalidArgument, "dimension separator must be '.' or '/'", dir_);
     }
@@ -220,7 +210,7 @@ class ZarrWriter final : public ChunkedWriter {
 class N5Writer final : public ChunkedWriter {
  public:
   N5Writer(std::string dir, VolumeShape shape, int bits, const ChunkedWriteOptions& o, bool force)
-      : ChunkedWriter(std::move(dir), shape, bits, o, force) {
+      : ChunkedWriter(std::move(dir), shape, bits, o, force, is_n5_name) {
     nlohmann::json compression;
     switch (o.compression) {
       case Compression::kNone: compression = {{"type", "raw"}}; break;

@@ -1,5 +1,6 @@
 #include "emt/emio/volume_writer.hpp"
 
+#include <algorithm>
 #include <filesystem>
 #include <vector>
 
@@ -8,6 +9,7 @@
 
 #include "emt/common/atomic_file.hpp"
 #include "emt/common/error.hpp"
+#include "emt/common/output_guard.hpp"
 #include "emt/emio/hdf5.hpp"
 
 namespace emt::emio {
@@ -82,27 +84,25 @@ class Hdf5VolumeWriter final : public VolumeWriter {
   h5::Handle file_, dset_;
 };
 
+/// The names an image stack writer produces: digits and its extension.
+bool is_stack_image_name(const std::string& name, ImageFormat format) {
+  const std::string ext = format == ImageFormat::kPng ? ".png" : ".tif";
+  if (name.size() <= ext.size() || name.compare(name.size() - ext.size(), ext.size(), ext) != 0) return false;
+  return std::all_of(name.begin(), name.end() - static_cast<std::ptrdiff_t>(ext.size()), [](char c) { return c >= '0' && c <= '9'; });
+}
+
 class ImageStackWriter final : public VolumeWriter {
  public:
-  ImageStackWriter(std::string dir, ImageFormat format, VolumeShape shape, int bits)
-      : dir_(std::move(dir)), temp_(dir_ + ".tmp"), format_(format), shape_(shape), bits_(bits),
-        written_(static_cast<std::size_t>(shape.depth), false) {
+  ImageStackWriter(std::string dir, ImageFormat format, VolumeShape shape, int bits, bool force)
+      : dir_(std::move(dir)), format_(format), shape_(shape), bits_(bits), written_(static_cast<std::size_t>(shape.depth), false),
+        stage_(dir_, force, [format](const std::string& name) { return is_stack_image_name(name, format); }) {
     if (bits != 8 && bits != 16) throw Error(ErrorKind::kInvalidArgument, "bits must be 8 or 16", dir_);
-    std::error_code ec;
-    fs::remove_all(temp_, ec);
-    ensure_writable_directory(temp_);
-  }
-  ~ImageStackWriter() override {
-    if (!committed_) {
-      std::error_code ec;
-      fs::remove_all(temp_, ec);
-    }
   }
   void write_slice(std::int64_t z, const cv::Mat& slice) override {
     check_slice(slice, shape_, bits_, z, dir_);
     const std::string name = fmt::format("{:04d}.{}", z, format_ == ImageFormat::kPng ? "png" : "tif");
-    const fs::path path = fs::path(temp_) / name;
-    // Not write_image_atomic: the whole directory is renamed into place at commit.
+    const fs::path path = stage_.path() / name;
+    // Not write_image_atomic: the whole directory is moved into place at commit.
     if (!cv::imwrite(path.string(), slice)) throw Error(ErrorKind::kIo, "cannot write image", path.string());
     written_[static_cast<std::size_t>(z)] = true;
   }
@@ -110,21 +110,16 @@ class ImageStackWriter final : public VolumeWriter {
     for (std::size_t z = 0; z < written_.size(); ++z) {
       if (!written_[z]) throw Error(ErrorKind::kInvalidArgument, fmt::format("slice {} was never written", z), dir_);
     }
-    for (const auto& entry : fs::directory_iterator(temp_)) fsync_path(entry.path());
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-    fs::rename(temp_, dir_, ec);
-    if (ec) throw Error(ErrorKind::kIo, "cannot rename into place: " + ec.message(), dir_);
-    committed_ = true;
+    stage_.commit();
   }
 
  private:
-  std::string dir_, temp_;
+  std::string dir_;
   ImageFormat format_;
   VolumeShape shape_;
   int bits_;
   std::vector<bool> written_;
-  bool committed_ = false;
+  StagedDirectory stage_;
 };
 
 }  // namespace
@@ -152,8 +147,8 @@ std::unique_ptr<VolumeWriter> create_hdf5_volume(const std::string& file, const 
   return std::make_unique<Hdf5VolumeWriter>(file, dataset, shape, bits, resolution_nm);
 }
 
-std::unique_ptr<VolumeWriter> create_image_stack(const std::string& dir, ImageFormat format, VolumeShape shape, int bits) {
-  return std::make_unique<ImageStackWriter>(dir, format, shape, bits);
+std::unique_ptr<VolumeWriter> create_image_stack(const std::string& dir, ImageFormat format, VolumeShape shape, int bits, bool force) {
+  return std::make_unique<ImageStackWriter>(dir, format, shape, bits, force);
 }
 
 }  // namespace emt::emio

@@ -407,7 +407,8 @@ PhantomTruth truth_from_json(const nlohmann::json& j) {
 }
 
 void write_phantom(const Phantom& phantom, const std::string& out_path, OutputFormat format, int bits,
-                   const std::string& truth_path, const std::function<void()>& on_slice, bool force) {
+                   const std::string& truth_path, const std::function<void()>& on_slice, bool force,
+                   const emio::ChunkedWriteOptions& chunked) {
   const auto& o = phantom.options();
   const emio::VolumeShape shape{o.depth, o.height, o.width};
   std::unique_ptr<emio::VolumeWriter> writer;
@@ -418,6 +419,14 @@ void write_phantom(const Phantom& phantom, const std::string& out_path, OutputFo
       break;
     case OutputFormat::kPng: writer = emio::create_image_stack(out_path, emio::ImageFormat::kPng, shape, bits, force); break;
     case OutputFormat::kTiff: writer = emio::create_image_stack(out_path, emio::ImageFormat::kTiff, shape, bits, force); break;
+    case OutputFormat::kZarr:
+    case OutputFormat::kN5: {
+      emio::ChunkedWriteOptions c = chunked;
+      c.resolution_nm = std::array<double, 3>{o.resolution_nm[0], o.resolution_nm[1], o.resolution_nm[2]};
+      writer = format == OutputFormat::kZarr ? emio::create_zarr_volume(out_path, shape, bits, c, /*ome=*/true, force)
+                                             : emio::create_n5_volume(out_path, shape, bits, c, force);
+      break;
+    }
   }
   // Render a few slices at a time in parallel, write them in z order.
   const std::int64_t batch = 4;

@@ -1,5 +1,6 @@
 #include "emt/ssan/config.hpp"
 
+#include <cmath>
 #include <sstream>
 
 #include <boost/program_options.hpp>
@@ -11,6 +12,38 @@
 namespace emt::ssan {
 namespace po = boost::program_options;
 
+Fusion parse_fusion(const std::string& name) {
+  if (name == "mask") return Fusion::kMask;
+  if (name == "mean") return Fusion::kMean;
+  if (name == "residual") return Fusion::kResidual;
+  if (name == "mask_residual") return Fusion::kMaskResidual;
+  throw Error(ErrorKind::kInvalidArgument, "model.fusion must be mask, mean, residual or mask_residual (got '" + name + "')");
+}
+
+std::string to_string(Fusion f) {
+  switch (f) {
+    case Fusion::kMask: return "mask";
+    case Fusion::kMean: return "mean";
+    case Fusion::kResidual: return "residual";
+    case Fusion::kMaskResidual: return "mask_residual";
+  }
+  return "?";
+}
+
+AttentionPlacement parse_attention_placement(const std::string& name) {
+  if (name == "full") return AttentionPlacement::kFull;
+  if (name == "bottleneck") return AttentionPlacement::kBottleneck;
+  throw Error(ErrorKind::kInvalidArgument, "model.attention_at must be full or bottleneck (got '" + name + "')");
+}
+
+std::string to_string(AttentionPlacement p) {
+  switch (p) {
+    case AttentionPlacement::kFull: return "full";
+    case AttentionPlacement::kBottleneck: return "bottleneck";
+  }
+  return "?";
+}
+
 SsanConfig load_config(const std::string& path) { return parse_config(read_file(path), path); }
 
 SsanConfig parse_config(const std::string& text, const std::string& origin) {
@@ -18,6 +51,7 @@ SsanConfig parse_config(const std::string& text, const std::string& origin) {
   c.text = text;
   ModelConfig& m = c.model;
   LossConfig& l = c.loss;
+  std::string fusion = to_string(m.fusion), attention_at = to_string(m.attention_at);
   po::options_description d;
   d.add_options()
       ("model.extractor", po::value(&m.extractor)->default_value(m.extractor))
@@ -33,11 +67,14 @@ SsanConfig parse_config(const std::string& text, const std::string& origin) {
       ("model.ph2", po::value(&m.ph2)->default_value(m.ph2))
       ("model.pw2", po::value(&m.pw2)->default_value(m.pw2))
       ("model.kel_kernel", po::value(&m.kel_kernel)->default_value(m.kel_kernel))
-      ("model.fusion", po::value(&m.fusion)->default_value(m.fusion))
+      ("model.attention_at", po::value(&attention_at)->default_value(attention_at))
+      ("model.fusion", po::value(&fusion)->default_value(fusion))
+      ("model.branches", po::value(&m.branches)->default_value(m.branches))
       ("loss.charbonnier_weight", po::value(&l.charbonnier_weight)->default_value(l.charbonnier_weight))
       ("loss.feature_weight", po::value(&l.feature_weight)->default_value(l.feature_weight))
       ("loss.style_weight", po::value(&l.style_weight)->default_value(l.style_weight))
       ("loss.charbonnier_eps", po::value(&l.charbonnier_eps)->default_value(l.charbonnier_eps))
+      ("loss.gradient_weight", po::value(&l.gradient_weight)->default_value(l.gradient_weight))
       ("loss.vgg_weights", po::value(&l.vgg_weights)->default_value(l.vgg_weights))
       ("loss.vgg_fallback", po::value(&l.vgg_fallback)->default_value(l.vgg_fallback));
   try {
@@ -59,7 +96,21 @@ SsanConfig parse_config(const std::string& text, const std::string& origin) {
   check(m.attention == "none" || m.attention == "kel" || m.attention == "sa" || m.attention == "isa" || m.attention == "aal",
         "model.attention must be none, kel, sa, isa or aal");
   check(m.reduction >= 1 && m.features % m.reduction == 0, "model.reduction must divide model.features");
-  check(m.fusion == "mask" || m.fusion == "mean", "model.fusion must be mask or mean");
+  try {
+    m.fusion = parse_fusion(fusion);
+    m.attention_at = parse_attention_placement(attention_at);
+  } catch (const Error& e) {
+    throw Error(ErrorKind::kInvalidArgument, "bad model config: " + e.message(), origin);
+  }
+  const bool unet = m.extractor == "unet" || m.extractor == "siamese_unet";
+  check(m.attention_at == AttentionPlacement::kFull || unet, "model.attention_at = bottleneck needs a unet or siamese_unet extractor");
+  check(m.branches == 1 || m.branches == 2, "model.branches must be 1 or 2");
+  check(m.branches == 2 || m.fusion == Fusion::kResidual, "model.branches = 1 needs model.fusion = residual (mask and mean fuse two branches)");
+  check(m.branches == 2 || m.extractor == "unet" || m.extractor == "rdn", "model.branches = 1 has nothing to share: use extractor unet or rdn");
+  auto finite_nonneg = [](double v) { return std::isfinite(v) && v >= 0; };
+  check(finite_nonneg(l.charbonnier_weight) && finite_nonneg(l.feature_weight) && finite_nonneg(l.style_weight) && finite_nonneg(l.gradient_weight),
+        "loss weights must be finite and >= 0");
+  check(std::isfinite(l.charbonnier_eps) && l.charbonnier_eps > 0, "loss.charbonnier_eps must be > 0");
   check(l.vgg_fallback == "random" || l.vgg_fallback == "disable", "loss.vgg_fallback must be random or disable");
   return c;
 }

@@ -1,6 +1,9 @@
 #include "emt/ssan/dataset.hpp"
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <map>
 #include <filesystem>
 #include <random>
 
@@ -32,6 +35,12 @@ TripletDataset::TripletDataset(const std::string& dir, const std::string& split)
     if (!reader) reader = std::make_shared<triplets::ShardReader>((fs::path(dir) / r.shard).string());
     if (tile_ == 0) tile_ = reader->tile_size();
     if (reader->tile_size() != tile_) throw Error(ErrorKind::kInvalidData, "shards of different tile sizes", dir);
+  }
+  std::map<std::string, std::vector<triplets::TripletSample>> meta;
+  for (const auto& [shard, reader] : readers_) meta[shard] = reader->read_meta();
+  for (const auto& r : refs_) {
+    const auto& s = meta.at(r.shard).at(static_cast<std::size_t>(r.index)).shift;  // dy0, dx0, dy2, dx2
+    blind_offset_.push_back({static_cast<int>(std::lround(-0.5 * (s[0] + s[2]))), static_cast<int>(std::lround(-0.5 * (s[1] + s[3])))});
   }
 }
 
@@ -77,10 +86,28 @@ Batch BatchLoader::make(std::int64_t epoch, std::int64_t position) const {
   for (int k = 0; k < batch_; ++k) {
     const std::int64_t pos = position + k;
     std::mt19937_64 rng(splitmix64(seed_ ^ splitmix64(static_cast<std::uint64_t>(epoch) * 1000003ULL + static_cast<std::uint64_t>(pos))));
-    torch::Tensor s = data_.read(order[static_cast<std::size_t>(pos)]).to(torch::kFloat32).div_(255.0);
+    const std::int64_t sample = order[static_cast<std::size_t>(pos)];
+    torch::Tensor s = data_.read(sample).to(torch::kFloat32).div_(255.0);
     if (crop < t) {
-      const int y = static_cast<int>(rng() % static_cast<std::uint64_t>(t - crop + 1)), x = static_cast<int>(rng() % static_cast<std::uint64_t>(t - crop + 1));
-      s = s.slice(1, y, y + crop).slice(2, x, x + crop);
+      const int margin = t - crop;
+      std::array<int, 2> offset{0, 0};
+      if (aug_.blind_alignment) {
+        offset = data_.blind_offset(sample);
+        for (int& d : offset) d = std::clamp(d, -margin, margin);
+      }
+      // Origins of the outer slices' window such that the middle's window, displaced by offset, fits too.
+      auto origin = [&](int d) {
+        const int lo = std::max(0, -d), hi = std::min(margin, margin - d);
+        return lo + static_cast<int>(rng() % static_cast<std::uint64_t>(hi - lo + 1));
+      };
+      const int y = origin(offset[0]), x = origin(offset[1]);
+      if (offset[0] == 0 && offset[1] == 0) {
+        s = s.slice(1, y, y + crop).slice(2, x, x + crop);
+      } else {
+        const torch::Tensor outer = s.slice(1, y, y + crop).slice(2, x, x + crop);
+        const torch::Tensor middle = s[1].slice(0, y + offset[0], y + offset[0] + crop).slice(1, x + offset[1], x + offset[1] + crop);
+        s = torch::stack({outer[0], middle, outer[2]});
+      }
     }
     if (aug_.flips && (rng() & 1)) s = s.flip(2);
     if (aug_.flips && (rng() & 1)) s = s.flip(1);

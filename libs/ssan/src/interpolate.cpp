@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <set>
 
 #include <fmt/format.h>
@@ -16,6 +17,7 @@
 #include "emt/common/sampling.hpp"
 #include "emt/emio/slice_source.hpp"
 #include "emt/emio/volume_writer.hpp"
+#include "emt/ssan/metrics.hpp"
 #include "emt/ssan/trainer.hpp"
 #include "emt/triplets/align.hpp"
 #include "emt/triplets/filters.hpp"
@@ -24,6 +26,22 @@
 namespace emt::ssan {
 namespace fs = std::filesystem;
 using nlohmann::json;
+
+FillMethod parse_fill_method(const std::string& name) {
+  if (name == "ssan") return FillMethod::kSsan;
+  if (name == "linear") return FillMethod::kLinear;
+  if (name == "flow") return FillMethod::kFlow;
+  throw Error(ErrorKind::kInvalidArgument, "--method must be ssan, linear or flow (got '" + name + "')");
+}
+
+std::string to_string(FillMethod m) {
+  switch (m) {
+    case FillMethod::kSsan: return "ssan";
+    case FillMethod::kLinear: return "linear";
+    case FillMethod::kFlow: return "flow";
+  }
+  return "?";
+}
 
 std::vector<FillStep> plan_fill(const std::vector<std::int64_t>& bad_in, std::int64_t depth) {
   std::set<std::int64_t> bad(bad_in.begin(), bad_in.end());
@@ -132,10 +150,12 @@ json interpolate_volume(const InterpolateOptions& o, const std::function<void(co
   if (o.in_place && source->kind() == emio::SourceKind::kMultipageTiff) {
     throw Error(ErrorKind::kInvalidArgument, "--in-place is not supported for multipage TIFF; write to --out", o.input);
   }
-  Ssan model = load_model(o.checkpoint);
+  std::optional<Ssan> model;
+  if (o.method == FillMethod::kSsan) model = load_model(o.checkpoint);
   json report;
   report["input"] = o.input;
-  report["checkpoint"] = o.checkpoint;
+  report["method"] = to_string(o.method);
+  if (model) report["checkpoint"] = o.checkpoint;
   std::vector<std::string> warnings;
   auto note = [&](const std::string& w) {
     warnings.push_back(w);
@@ -213,7 +233,12 @@ json interpolate_volume(const InterpolateOptions& o, const std::function<void(co
       inv_a = invert_lut(la);
       inv_b = invert_lut(lb);
     }
-    cv::Mat pred = predict_tiled(model, a, b, o.tile, o.overlap);
+    cv::Mat pred;
+    switch (o.method) {
+      case FillMethod::kSsan: pred = predict_tiled(*model, a, b, o.tile, o.overlap); break;
+      case FillMethod::kLinear: linear_baseline(a, b).convertTo(pred, CV_8U); break;
+      case FillMethod::kFlow: flow_baseline(a, b).convertTo(pred, CV_8U); break;
+    }
     if (!reference.used.empty()) {
       // Back to the volume's intensities: the neighbours' inverse maps, weighted by distance.
       cv::Mat pa = triplets::apply_lut(pred, inv_a), pb = triplets::apply_lut(pred, inv_b);

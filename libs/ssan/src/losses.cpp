@@ -128,10 +128,17 @@ torch::Tensor SsanLoss::style_balance(const std::array<torch::Tensor, 3>& pred_t
   return total;
 }
 
+torch::Tensor gradient_charbonnier(const torch::Tensor& pred, const torch::Tensor& target, double eps) {
+  auto dx = [](const torch::Tensor& t) { return t.narrow(3, 1, t.size(3) - 1) - t.narrow(3, 0, t.size(3) - 1); };
+  auto dy = [](const torch::Tensor& t) { return t.narrow(2, 1, t.size(2) - 1) - t.narrow(2, 0, t.size(2) - 1); };
+  return 0.5 * (charbonnier(dx(pred), dx(target), eps) + charbonnier(dy(pred), dy(target), eps));
+}
+
 LossTerms SsanLoss::operator()(const torch::Tensor& pred, const torch::Tensor& gt, const torch::Tensor& outer) {
   LossTerms t;
   t.charbonnier = charbonnier(pred, gt, config_.charbonnier_eps);
   t.feature = torch::zeros({}, pred.options());
+  t.gradient = config_.gradient_weight != 0 ? gradient_charbonnier(pred, gt, config_.charbonnier_eps) : torch::zeros({}, pred.options());
   t.style_balance = torch::zeros({}, pred.options());
   if (vgg_) {
     const auto fp = vgg_->forward(to_vgg_input(pred));
@@ -160,7 +167,8 @@ LossTerms SsanLoss::operator()(const torch::Tensor& pred, const torch::Tensor& g
       t.style_balance = style_balance(pred_to, gt_to);
     }
   }
-  t.total = config_.style_weight * t.style_balance + config_.feature_weight * t.feature + config_.charbonnier_weight * t.charbonnier;
+  t.total = config_.style_weight * t.style_balance + config_.feature_weight * t.feature + config_.charbonnier_weight * t.charbonnier +
+            config_.gradient_weight * t.gradient;
   return t;
 }
 

@@ -44,7 +44,7 @@ torch::nn::Sequential conv_block(int64_t in, int64_t out) {
 }
 }  // namespace
 
-UNetImpl::UNetImpl(int64_t in, int64_t features, int64_t levels) : levels_(levels) {
+UNetImpl::UNetImpl(int64_t in, int64_t features, int64_t levels, std::optional<AttentionOptions> bottleneck_attention) : levels_(levels) {
   TORCH_CHECK(levels >= 1, "U-Net needs at least one level");
   int64_t ch = in;
   for (int64_t l = 0; l < levels; ++l) {
@@ -52,6 +52,11 @@ UNetImpl::UNetImpl(int64_t in, int64_t features, int64_t levels) : levels_(level
     ch = features << l;
   }
   bottom_ = register_module("bottom", conv_block(ch, features << levels));
+  if (bottleneck_attention) {
+    TORCH_CHECK(bottleneck_attention->channels() == (features << levels), "U-Net bottleneck attention needs ", features << levels, " channels, got ",
+                bottleneck_attention->channels());
+    attention_ = register_module("attention", AttentionLayer(*bottleneck_attention));
+  }
   for (int64_t l = levels - 1; l >= 0; --l) {
     up_.push_back(register_module("up" + std::to_string(l), conv_block((features << (l + 1)) + (features << l), features << l)));
   }
@@ -69,6 +74,7 @@ torch::Tensor UNetImpl::forward(const torch::Tensor& x) {
     y = F::max_pool2d(y, F::MaxPool2dFuncOptions(2));
   }
   y = bottom_->forward(y);
+  if (attention_) y = attention_->forward(y);
   for (std::size_t i = 0; i < up_.size(); ++i) {
     const torch::Tensor& skip = skips[skips.size() - 1 - i];
     y = F::interpolate(y, F::InterpolateFuncOptions().size(std::vector<int64_t>{skip.size(2), skip.size(3)}).mode(torch::kBilinear).align_corners(false));
@@ -79,46 +85,119 @@ torch::Tensor UNetImpl::forward(const torch::Tensor& x) {
 }
 
 SsanImpl::SsanImpl(const ModelConfig& c) : config_(c) {
+  TORCH_CHECK(c.branches == 1 || c.branches == 2, "SSAN has one or two branches, got ", c.branches);
+  TORCH_CHECK(c.branches == 2 || c.fusion == Fusion::kResidual, "one branch needs residual fusion");
   const bool unet = c.extractor == "unet" || c.extractor == "siamese_unet";
   const bool siamese = c.extractor == "siamese_rdn" || c.extractor == "siamese_unet";
+  const bool at_bottleneck = c.attention_at == AttentionPlacement::kBottleneck;
+  TORCH_CHECK(!at_bottleneck || unet, "bottleneck attention needs a U-Net extractor");
+  auto attention_options = [&](int64_t channels) {
+    AttentionOptions ao(channels);
+    ao.reduction(c.reduction).kind(parse_attention_kind(c.attention)).split({c.ph, c.pw, c.ph2, c.pw2}).kernel_size(c.kel_kernel);
+    return ao;
+  };
   auto make = [&]() -> torch::nn::AnyModule {
-    if (unet) return torch::nn::AnyModule(UNet(2, c.features, c.unet_levels));
+    if (unet) {
+      std::optional<AttentionOptions> bottleneck;
+      if (at_bottleneck) bottleneck = attention_options(int64_t{c.features} << c.unet_levels);
+      UNet net(2, c.features, c.unet_levels, bottleneck);
+      if (at_bottleneck) attention_layers_.push_back(net->attention());
+      return torch::nn::AnyModule(net);
+    }
     return torch::nn::AnyModule(Rdn(2, c.features, c.blocks, c.layers, c.growth));
   };
   extractor0_ = make();
   register_module("extractor0", extractor0_.ptr());
-  if (!siamese) {
+  if (!siamese && c.branches == 2) {
     extractor1_ = make();
     register_module("extractor1", extractor1_.ptr());
   }
-  AttentionOptions ao(c.features);
-  ao.reduction(c.reduction).kind(parse_attention_kind(c.attention)).split({c.ph, c.pw, c.ph2, c.pw2}).kernel_size(c.kel_kernel);
-  attention = register_module("attention", AttentionLayer(ao));
-  head_ = register_module("head", conv(c.features, 1, 3));
-  if (c.fusion == "mask") mask_ = register_module("mask", conv(2 * c.features, 1, 3));
+  if (at_bottleneck) {
+    attention = attention_layers_.front();
+  } else {
+    attention = register_module("attention", AttentionLayer(attention_options(c.features)));
+    attention_layers_.push_back(attention);
+  }
+  auto zero = [](torch::nn::Conv2d& layer) {
+    torch::NoGradGuard no_grad;
+    layer->weight.zero_();
+    layer->bias.zero_();
+  };
+  switch (c.fusion) {
+    case Fusion::kMask:
+    case Fusion::kMean:
+      head_ = register_module("head", conv(c.features, 1, 3));
+      if (c.fusion == Fusion::kMask) mask_ = register_module("mask", conv(2 * c.features, 1, 3));
+      break;
+    case Fusion::kResidual:
+      // Zero at step 0: the untrained model is linear interpolation, and
+      // training only has to learn what the mean gets wrong.
+      residual_ = register_module("residual", conv(c.features, 1, 3));
+      zero(residual_);
+      break;
+    case Fusion::kMaskResidual:
+      head_ = register_module("head", conv(c.features, 1, 3));
+      mask_ = register_module("mask", conv(2 * c.features, 1, 3));
+      residual_ = register_module("residual", conv(2 * c.features, 1, 3));
+      zero(head_);  // candidates start as the slices themselves, the mask near 0.5: close to linear
+      zero(residual_);
+      break;
+  }
 }
 
-torch::Tensor SsanImpl::extract(int branch, const torch::Tensor& x) {
-  if (branch == 1 && !extractor1_.is_empty()) return extractor1_.forward(x);
-  return extractor0_.forward(x);
+torch::Tensor SsanImpl::features(int branch, const torch::Tensor& x) {
+  torch::Tensor f = (branch == 1 && !extractor1_.is_empty()) ? extractor1_.forward(x) : extractor0_.forward(x);
+  if (config_.attention_at == AttentionPlacement::kFull) f = attention->forward(f);
+  return f;
 }
 
 SsanOutput SsanImpl::forward(const torch::Tensor& outer) {
   TORCH_CHECK(outer.dim() == 4 && outer.size(1) == 2, "SSAN expects [B, 2, H, W] (slices 0 and 2), got ", outer.sizes());
   const torch::Tensor i0 = outer.narrow(1, 0, 1), i2 = outer.narrow(1, 1, 1);
-  // Branch 0 sees (I0, I2), branch 1 sees (I2, I0): F(t-1 -> t+1) and F(t+1 -> t-1).
-  const torch::Tensor a0 = attention->forward(extract(0, outer));
-  const torch::Tensor a1 = attention->forward(extract(1, torch::cat({i2, i0}, 1)));
   SsanOutput out;
-  out.warp0 = i0 + head_->forward(a0);
-  out.warp1 = i2 + head_->forward(a1);
-  if (mask_) {
-    out.mask = torch::sigmoid(mask_->forward(torch::cat({a0, a1}, 1)));
-    out.output = out.mask * out.warp0 + (1 - out.mask) * out.warp1;
-  } else {
-    out.output = 0.5 * (out.warp0 + out.warp1);
+  const torch::Tensor a0 = features(0, outer);
+  if (config_.branches == 1) {
+    out.residual = residual_->forward(a0);
+    out.output = 0.5 * (i0 + i2) + out.residual;
+    return out;
+  }
+  // Branch 0 sees (I0, I2), branch 1 sees (I2, I0): F(t-1 -> t+1) and F(t+1 -> t-1).
+  const torch::Tensor a1 = features(1, torch::cat({i2, i0}, 1));
+  switch (config_.fusion) {
+    case Fusion::kResidual:
+      // The shared head applied to both orders: with siamese weights the
+      // correction is symmetric in time by construction.
+      out.residual = 0.5 * (residual_->forward(a0) + residual_->forward(a1));
+      out.output = 0.5 * (i0 + i2) + out.residual;
+      break;
+    case Fusion::kMean:
+      out.warp0 = i0 + head_->forward(a0);
+      out.warp1 = i2 + head_->forward(a1);
+      out.output = 0.5 * (out.warp0 + out.warp1);
+      break;
+    case Fusion::kMask:
+    case Fusion::kMaskResidual: {
+      out.warp0 = i0 + head_->forward(a0);
+      out.warp1 = i2 + head_->forward(a1);
+      const torch::Tensor both = torch::cat({a0, a1}, 1);
+      out.mask = torch::sigmoid(mask_->forward(both));
+      out.output = out.mask * out.warp0 + (1 - out.mask) * out.warp1;
+      if (residual_) {
+        out.residual = residual_->forward(both);
+        out.output = out.output + out.residual;
+      }
+      break;
+    }
   }
   return out;
+}
+
+std::vector<torch::Tensor> SsanImpl::gammas() const {
+  std::vector<torch::Tensor> all;
+  for (const auto& layer : attention_layers_) {
+    for (auto& g : layer->gammas()) all.push_back(g);
+  }
+  return all;
 }
 
 int64_t SsanImpl::parameter_count() const {

@@ -6,7 +6,11 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
+#include <optional>
 #include <set>
+
+#include <sys/resource.h>
 #include <tuple>
 #include <sstream>
 
@@ -30,10 +34,24 @@ namespace emt::ssan {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
+BudgetClock parse_budget_clock(const std::string& name) {
+  if (name == "wall") return BudgetClock::kWall;
+  if (name == "cpu") return BudgetClock::kCpu;
+  throw Error(ErrorKind::kInvalidArgument, "--budget-clock must be wall or cpu (got '" + name + "')");
+}
+std::string to_string(BudgetClock c) { return c == BudgetClock::kCpu ? "cpu" : "wall"; }
+
+TrainAlignment parse_train_alignment(const std::string& name) {
+  if (name == "oracle") return TrainAlignment::kOracle;
+  if (name == "blind") return TrainAlignment::kBlind;
+  throw Error(ErrorKind::kInvalidArgument, "--train-alignment must be oracle or blind (got '" + name + "')");
+}
+std::string to_string(TrainAlignment a) { return a == TrainAlignment::kBlind ? "blind" : "oracle"; }
+
 json TrainSummary::to_json() const {
   return json{{"steps", steps}, {"epochs_done", epochs_done}, {"skipped_nonfinite", skipped_nonfinite}, {"best_val_psnr", best_psnr},
               {"seconds", seconds}, {"data_wait_share", data_wait_share}, {"samples_per_s", samples_per_s},
-              {"first_loss", first_loss}, {"last_loss", last_loss}, {"vgg", vgg_source}, {"last_validation", last_validation}};
+              {"first_loss", first_loss}, {"last_loss", last_loss}, {"planned_steps", planned_steps}, {"vgg", vgg_source}, {"last_validation", last_validation}};
 }
 
 namespace {
@@ -64,6 +82,9 @@ cv::Mat error_image(const cv::Mat& pred, const cv::Mat& truth) {
 struct Checkpoint {
   std::int64_t step = 0, epoch = 0, position = 0;
   double best_psnr = -1;
+  /// A schedule fitted to --max-minutes: its length and first decayed step
+  /// (-1: not fitted yet, or epochs-based). Kept so a resumed run continues it.
+  std::int64_t planned_steps = -1, decay_step = -1;
 };
 
 void save_checkpoint(const fs::path& path, Ssan& model, torch::optim::Adam& optimizer, const Checkpoint& c, const std::string& config_text) {
@@ -76,6 +97,8 @@ void save_checkpoint(const fs::path& path, Ssan& model, torch::optim::Adam& opti
   archive.write("epoch", torch::tensor(c.epoch));
   archive.write("position", torch::tensor(c.position));
   archive.write("best_psnr", torch::tensor(c.best_psnr, torch::kFloat64));
+  archive.write("planned_steps", torch::tensor(c.planned_steps));
+  archive.write("decay_step", torch::tensor(c.decay_step));
   archive.write("rng", at::detail::getDefaultCPUGenerator().get_state());
   const torch::Tensor text = torch::from_blob(const_cast<char*>(config_text.data()), {static_cast<int64_t>(config_text.size())}, torch::kUInt8).clone();
   archive.write("config", text);
@@ -111,6 +134,10 @@ Checkpoint load_checkpoint(const fs::path& path, Ssan& model, torch::optim::Adam
   c.position = value("position").item<int64_t>();
   c.best_psnr = value("best_psnr").item<double>();
   if (optimizer) {
+    // Checkpoints written before schedules could be fitted have neither key.
+    torch::Tensor planned, decay;
+    if (archive.try_read("planned_steps", planned)) c.planned_steps = planned.item<int64_t>();
+    if (archive.try_read("decay_step", decay)) c.decay_step = decay.item<int64_t>();
     archive.read("optimizer", optim_archive);
     optimizer->load(optim_archive);
     const torch::Tensor t = value("rng");
@@ -167,8 +194,11 @@ void draw_loss_curve(const fs::path& path, const std::vector<std::pair<std::int6
 // residual image heads throws the prediction far off (loss x4.5 after step 1
 // even with Charbonnier alone) and, through the quartic style term, makes
 // the first hundred steps a search for the way back.
-double learning_rate(const TrainOptions& o, std::int64_t epoch, std::int64_t step) {
-  const double base = epoch < o.epochs ? o.lr : o.lr * o.decay;
+//
+// A schedule fitted to the time budget decays at a step instead of an epoch.
+double learning_rate(const TrainOptions& o, std::int64_t epoch, std::int64_t step, std::int64_t decay_step) {
+  const bool decayed = decay_step >= 0 ? step >= decay_step : epoch >= o.epochs;
+  const double base = decayed ? o.lr * o.decay : o.lr;
   if (o.warmup_steps <= 0 || step >= o.warmup_steps) return base;
   return base * static_cast<double>(step + 1) / static_cast<double>(o.warmup_steps);
 }
@@ -207,8 +237,43 @@ Validation validate(Ssan& model, const TripletDataset& data, int max_samples, in
 
 }  // namespace
 
+namespace {
+
+double process_cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
+// Minutes of the time budget used since construction, on the chosen clock.
+class BudgetTimer {
+ public:
+  BudgetTimer(BudgetClock clock, int threads) : clock_(clock), threads_(std::max(1, threads)), wall0_(std::chrono::steady_clock::now()), cpu0_(process_cpu_seconds()) {}
+  [[nodiscard]] double minutes() const {
+    if (clock_ == BudgetClock::kCpu) return (process_cpu_seconds() - cpu0_) / threads_ / 60.0;
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0_).count() / 60.0;
+  }
+
+ private:
+  BudgetClock clock_;
+  int threads_;
+  std::chrono::steady_clock::time_point wall0_;
+  double cpu0_;
+};
+
+// Steps timed before a schedule is fitted to the budget: past the first
+// step's allocations, few enough to cost well under a minute.
+constexpr std::int64_t kCalibrationSteps = 20;
+// The decayed share of a fitted schedule: the paper's 20 of 50 epochs.
+constexpr double kDecayedShare = 0.4;
+
+}  // namespace
+
 TrainSummary train(const SsanConfig& config, const TrainOptions& o, const std::function<void(const std::string&)>& warn) {
   const auto start = std::chrono::steady_clock::now();
+  const BudgetTimer budget(o.budget_clock, torch::get_num_threads());
+  if (o.fit_schedule && !(o.max_minutes > 0)) throw Error(ErrorKind::kInvalidArgument, "fitting the schedule to the time needs --max-minutes > 0");
+  if (o.alignment == TrainAlignment::kBlind && o.crop <= 0) throw Error(ErrorKind::kInvalidArgument, "--train-alignment blind needs --crop smaller than the tiles");
   if (o.batch < 1 || o.crop < 8 || o.epochs < 0 || o.decay_epochs < 0 || o.lr <= 0) {
     throw Error(ErrorKind::kInvalidArgument, "batch >= 1, crop >= 8, epochs >= 0 and lr > 0 required");
   }
@@ -226,20 +291,42 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& o, const std::f
   torch::optim::Adam optimizer(model->parameters(), torch::optim::AdamOptions(o.lr).betas({0.9, 0.999}));
   SsanLoss loss_fn(config.loss, warn);
   Checkpoint state;
-  if (o.resume) state = load_checkpoint(run / "last.pt", model, &optimizer);
+  if (o.resume) {
+    state = load_checkpoint(run / "last.pt", model, &optimizer);
+  } else if (!o.init_from.empty()) {
+    // Fine-tuning: weights only; optimizer, schedule and data order start afresh.
+    const Ssan source = load_model(o.init_from);
+    if (source->config().extractor != config.model.extractor || source->parameter_count() != model->parameter_count()) {
+      throw Error(ErrorKind::kInvalidArgument, "--init-from holds a model of another architecture than --config", o.init_from);
+    }
+    torch::NoGradGuard no_grad;
+    const auto from = source->named_parameters();
+    for (auto& p : model->named_parameters()) {
+      const torch::Tensor* q = from.find(p.key());
+      if (q == nullptr || q->sizes() != p.value().sizes()) {
+        throw Error(ErrorKind::kInvalidArgument, "--init-from: parameter " + p.key() + " missing or of another shape", o.init_from);
+      }
+      p.value().copy_(*q);
+    }
+  }
 
   const std::int64_t per_epoch = std::max<std::int64_t>(1, train_data.size() / o.batch);
-  std::int64_t total = (o.epochs + o.decay_epochs) * per_epoch;
+  std::int64_t total = o.fit_schedule ? std::numeric_limits<std::int64_t>::max() : (o.epochs + o.decay_epochs) * per_epoch;
+  if (o.fit_schedule && state.planned_steps >= 0) total = state.planned_steps;
   if (o.max_steps >= 0) total = std::min(total, o.max_steps);
   Augmentation aug;
   aug.crop = o.crop;
+  aug.blind_alignment = o.alignment == TrainAlignment::kBlind;
+  if (aug.blind_alignment && o.crop >= train_data.tile_size()) {
+    throw Error(ErrorKind::kInvalidArgument, fmt::format("--train-alignment blind needs --crop smaller than the tiles ({})", train_data.tile_size()));
+  }
   BatchLoader loader(train_data, o.batch, aug, o.seed, /*shuffle=*/true, 4, state.epoch, state.position);
 
   // Logs: keep rows up to the checkpoint's step when resuming.
   std::vector<std::pair<std::int64_t, double>> curve;
   std::string kept;
   const int n_gammas = static_cast<int>(model->gammas().size());
-  std::string header = "step,epoch,loss,charbonnier,feature,style_balance,lr,samples_per_s";
+  std::string header = "step,epoch,loss,charbonnier,feature,style_balance,gradient,lr,samples_per_s";
   for (int g = 0; g < n_gammas; ++g) header += ",gamma" + std::to_string(g);
   if (o.resume && fs::exists(run / "metrics.csv")) {
     std::istringstream in(read_file(run / "metrics.csv"));
@@ -261,13 +348,15 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& o, const std::f
                                             {"data", o.data_dir}, {"split", o.split}, {"val_split", o.val_split}, {"val_samples", o.val_samples},
                                             {"train_triplets", train_data.size()},
                                             {"batch", o.batch}, {"crop", o.crop}, {"lr", o.lr}, {"epochs", o.epochs},
-                                            {"decay_epochs", o.decay_epochs}, {"warmup_steps", o.warmup_steps}, {"threads", torch::get_num_threads()}}
+                                            {"decay_epochs", o.decay_epochs}, {"warmup_steps", o.warmup_steps}, {"threads", torch::get_num_threads()},
+                                            {"fit_schedule", o.fit_schedule}, {"max_minutes", o.max_minutes}, {"budget_clock", to_string(o.budget_clock)},
+                                            {"train_alignment", to_string(o.alignment)}, {"init_from", o.init_from}}
                                            .dump(2) + "\n");
 
   TrainSummary summary;
   summary.vgg_source = loss_fn.vgg_source();
   summary.best_psnr = state.best_psnr;
-  Progress progress("ssan-train", total, "steps", o.quiet, 10.0);
+  Progress progress("ssan-train", o.fit_schedule && state.planned_steps < 0 ? 0 : total, "steps", o.quiet, 10.0);
   progress.tick(state.step);
   std::int64_t step = state.step, consecutive_bad = 0;
   const auto t_loop = std::chrono::steady_clock::now();
@@ -280,12 +369,36 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& o, const std::f
     state.position = position;
     save_checkpoint(run / "last.pt", model, optimizer, state, config.text);
   };
+  const std::int64_t first_step = step;
+  double next_snapshot = o.snapshot_minutes;
+  std::optional<double> calibration_start;
   while (step < total) {
-    const double minutes = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / 60.0;
+    const double minutes = budget.minutes();
     if (o.max_minutes > 0 && minutes >= o.max_minutes) break;
+    if (o.fit_schedule && state.planned_steps < 0) {
+      // Time the calibration steps, then fix the schedule's length for the rest of the budget.
+      if (step == first_step + 1) calibration_start = minutes;
+      if (calibration_start && step == first_step + 1 + kCalibrationSteps) {
+        const double per_step = (minutes - *calibration_start) / static_cast<double>(kCalibrationSteps);
+        state.planned_steps = step + static_cast<std::int64_t>((o.max_minutes - minutes) / std::max(per_step, 1e-9));
+        state.decay_step = static_cast<std::int64_t>(std::llround((1.0 - kDecayedShare) * static_cast<double>(state.planned_steps)));
+        total = o.max_steps >= 0 ? std::min(state.planned_steps, o.max_steps) : state.planned_steps;
+        progress.set_total(total);
+        if (warn && !o.quiet) warn(fmt::format("schedule fitted to {} budget minutes: {} steps ({:.2f} s each), lr x {} from step {}", o.max_minutes,
+                                               state.planned_steps, per_step * 60, o.decay, state.decay_step));
+        if (step >= total) break;
+      }
+    }
+    if (o.snapshot_minutes > 0 && minutes >= next_snapshot) {
+      const fs::path dir = run / "snapshots";
+      fs::create_directories(dir);
+      state.step = step;
+      save_checkpoint(dir / fmt::format("step{:07d}-min{:06.2f}.pt", step, minutes), model, optimizer, state, config.text);
+      while (next_snapshot <= minutes) next_snapshot += o.snapshot_minutes;
+    }
     const Batch batch = loader.next();
     const std::int64_t epoch = batch.epoch;
-    const double lr = learning_rate(o, epoch, step);
+    const double lr = learning_rate(o, epoch, step, o.fit_schedule ? (state.decay_step >= 0 ? state.decay_step : std::numeric_limits<std::int64_t>::max()) : -1);
     for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
     optimizer.zero_grad();
     const SsanOutput out = model->forward(batch.outer);
@@ -309,8 +422,8 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& o, const std::f
     summary.last_loss = loss;
     curve.emplace_back(step, loss);
     const double rate = static_cast<double>(samples) / std::max(1e-9, std::chrono::duration<double>(std::chrono::steady_clock::now() - t_loop).count());
-    std::string row = fmt::format("{},{},{:.8g},{:.8g},{:.8g},{:.8g},{:.3g},{:.3f}", step, epoch, loss, terms.charbonnier.item<double>(),
-                                  terms.feature.item<double>(), terms.style_balance.item<double>(), lr, rate);
+    std::string row = fmt::format("{},{},{:.8g},{:.8g},{:.8g},{:.8g},{:.8g},{:.3g},{:.3f}", step, epoch, loss, terms.charbonnier.item<double>(),
+                                  terms.feature.item<double>(), terms.style_balance.item<double>(), terms.gradient.item<double>(), lr, rate);
     for (const auto& g : model->gammas()) row += fmt::format(",{:.6g}", g.item<double>());
     metrics << row << "\n" << std::flush;
     progress.set_status(fmt::format("loss {:.4g}, {:.2f} samples/s", loss, rate));
@@ -358,6 +471,7 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& o, const std::f
   if (step != state.step) checkpoint_now(resume_epoch, resume_position_after);
   draw_loss_curve(run / "loss.png", curve);
   summary.steps = step;
+  summary.planned_steps = total == std::numeric_limits<std::int64_t>::max() ? step : total;
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const double loop = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_loop).count();
   summary.data_wait_share = loop > 0 ? loader.wait_seconds() / loop : 0;

@@ -19,6 +19,8 @@ class Progress {
            double plain_interval_s = 5.0);
   ~Progress();
   void tick(std::int64_t n = 1);
+  /// The total, when it is known only after the work started (0 = unknown so far).
+  void set_total(std::int64_t total);
   /// Extra text shown after the counters (for example the current loss).
   void set_status(std::string status);
   /// Prints the final line (idempotent).

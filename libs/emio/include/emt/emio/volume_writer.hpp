@@ -31,9 +31,12 @@ class VolumeWriter {
                                                                std::optional<std::array<double, 3>> resolution_nm);
 
 enum class ImageFormat { kPng, kTiff };
-/// A directory of `0000.png` (or .tif) files, 8 or 16 bit.
+/// A directory of `0000.png` (or .tif) files, 8 or 16 bit, written into
+/// DIR.tmp/ and moved into place at commit (emt::StagedDirectory). An
+/// existing non-empty DIR needs `force`, and then only its slice images
+/// (digits + extension) are replaced; other files in it stay.
 [[nodiscard]] std::unique_ptr<VolumeWriter> create_image_stack(const std::string& dir, ImageFormat format,
-                                                               VolumeShape shape, int bits);
+                                                               VolumeShape shape, int bits, bool force = false);
 
 /// Chunk compression of the Zarr and N5 writers (each the Debian library's).
 enum class Compression { kNone, kZlib, kGzip, kZstd, kBlosc, kXz };

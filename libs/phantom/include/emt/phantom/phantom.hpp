@@ -21,6 +21,8 @@
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 
+#include "emt/emio/volume_writer.hpp"
+
 namespace emt::phantom {
 
 enum class DefectKind { kFold, kPadding, kBlur, kMissing, kStain, kContrastFlip, kSaturated };
@@ -92,13 +94,15 @@ class Phantom {
 [[nodiscard]] nlohmann::json truth_to_json(const Phantom& phantom);
 [[nodiscard]] PhantomTruth truth_from_json(const nlohmann::json& j);
 
-enum class OutputFormat { kHdf5, kPng, kTiff };
+/// kZarr: an OME-Zarr 0.4 group (one level, "0"); kN5: an N5 dataset.
+enum class OutputFormat { kHdf5, kPng, kTiff, kZarr, kN5 };
 /// Renders every slice (TBB-parallel) and writes the volume atomically, plus
 /// `truth_path` (JSON); both appear only when both are complete. Calls
 /// `on_slice` after each slice (progress; it may throw to stop, and nothing
 /// is left behind). `force`: an image stack may go into an existing
 /// non-empty directory, replacing only its slice images.
 void write_phantom(const Phantom& phantom, const std::string& out_path, OutputFormat format, int bits,
-                   const std::string& truth_path, const std::function<void()>& on_slice = {}, bool force = false);
+                   const std::string& truth_path, const std::function<void()>& on_slice = {}, bool force = false,
+                   const emio::ChunkedWriteOptions& chunked = {});
 
 }  // namespace emt::phantom

@@ -6,6 +6,24 @@
 
 namespace emt::ssan {
 
+/// How the network's output is formed from the two branches' features.
+enum class Fusion {
+  kMask,          ///< sigmoid weight map mixing two warped candidates (the paper)
+  kMean,          ///< the two candidates averaged
+  kResidual,      ///< the linear mean of slices 0 and 2 plus a learned residual (zero at step 0)
+  kMaskResidual,  ///< mask fusion of the candidates plus a learned residual (both heads zero at step 0)
+};
+[[nodiscard]] Fusion parse_fusion(const std::string& name);
+[[nodiscard]] std::string to_string(Fusion f);
+
+/// Where the attention-aware layer runs.
+enum class AttentionPlacement {
+  kFull,        ///< on the extractor's full-resolution output (the paper)
+  kBottleneck,  ///< inside a U-Net extractor, at its coarsest level (2^levels smaller in each axis)
+};
+[[nodiscard]] AttentionPlacement parse_attention_placement(const std::string& name);
+[[nodiscard]] std::string to_string(AttentionPlacement p);
+
 struct ModelConfig {
   /// Feature extractor: rdn, siamese_rdn (paper), unet, siamese_unet.
   std::string extractor = "siamese_rdn";
@@ -19,8 +37,12 @@ struct ModelConfig {
   int reduction = 2;                        ///< k: key/query width C/k
   int ph = 0, pw = 0, ph2 = 0, pw2 = 0;     ///< group counts; 0 = minimum-cost split
   int kel_kernel = 5;
-  /// Fusion of the two candidates: mask (sigmoid weight map, paper) or mean.
-  std::string fusion = "mask";
+  AttentionPlacement attention_at = AttentionPlacement::kFull;
+  Fusion fusion = Fusion::kMask;
+  /// 2: two passes, over [I0, I2] and [I2, I0] (the paper's F(t-1 -> t+1) and
+  /// F(t+1 -> t-1)); 1: one pass over [I0, I2] (half the cost; needs
+  /// fusion = residual, the temporal-swap augmentation keeps it symmetric).
+  int branches = 2;
 };
 
 struct LossConfig {
@@ -28,6 +50,10 @@ struct LossConfig {
   double feature_weight = 1.0;        ///< VGG16 feature loss L_f
   double style_weight = 1e6;          ///< style-balance loss L_bs
   double charbonnier_eps = 1e-6;
+  /// Charbonnier distance of the images' finite differences (x and y): a
+  /// gradient-domain term that penalises the loss of edges a pixel loss
+  /// averages away (not in the paper; 0 = off).
+  double gradient_weight = 0.0;
   /// VGG16 feature weights: a TorchScript file (docs/model.md). Empty or
   /// missing: `vgg_fallback` decides, with a loud warning either way:
   /// disable = no feature or style loss (default: measured better, see

@@ -6,6 +6,7 @@
 // Determinism: the order of epoch e is a permutation seeded by (seed, e), and
 // each sample's augmentation by (seed, e, position), so batches do not depend
 // on thread timing.
+#include <array>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -26,6 +27,11 @@ struct Augmentation {
   bool flips = true;          ///< random horizontal and vertical flips
   bool temporal_swap = true;  ///< slices 0 and 2 exchanged
   int crop = 0;               ///< random crop side (0 or >= tile: whole tile)
+  /// Blind alignment (TrainAlignment::kBlind): the middle is cropped displaced
+  /// by its stored deviation from the outer slices' mean frame, as it is
+  /// when ssan-interpolate aligns the neighbours to each other. Needs crop <
+  /// tile; a deviation larger than the margin is clamped to it.
+  bool blind_alignment = false;
 };
 
 /// The triplets of a shard directory, or of one split file (DIR/splits/NAME.txt).
@@ -38,10 +44,14 @@ class TripletDataset {
   [[nodiscard]] const triplets::SampleRef& ref(std::int64_t i) const { return refs_[static_cast<std::size_t>(i)]; }
   /// Sample i as uint8 [3, T, T] (slices 0, 1, 2). Thread-safe.
   [[nodiscard]] torch::Tensor read(std::int64_t i) const;
+  /// Where the middle of sample i lies relative to the mean frame of slices 0
+  /// and 2 (dy, dx; rounded): minus the mean of the shifts triplet-build applied to them.
+  [[nodiscard]] std::array<int, 2> blind_offset(std::int64_t i) const { return blind_offset_[static_cast<std::size_t>(i)]; }
 
  private:
   std::string dir_;
   std::vector<triplets::SampleRef> refs_;
+  std::vector<std::array<int, 2>> blind_offset_;
   std::map<std::string, std::shared_ptr<triplets::ShardReader>> readers_;
   int tile_ = 0;
 };

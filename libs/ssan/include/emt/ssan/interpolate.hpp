@@ -21,8 +21,18 @@
 
 namespace emt::ssan {
 
+/// What predicts a slice from its aligned neighbours.
+enum class FillMethod {
+  kSsan,    ///< the trained model (needs a checkpoint)
+  kLinear,  ///< the mean of the two neighbours
+  kFlow,    ///< Farneback flow both ways, each neighbour warped half way, averaged
+};
+[[nodiscard]] FillMethod parse_fill_method(const std::string& name);
+[[nodiscard]] std::string to_string(FillMethod m);
+
 struct InterpolateOptions {
-  std::string checkpoint;
+  FillMethod method = FillMethod::kSsan;
+  std::string checkpoint;          ///< needed by FillMethod::kSsan
   std::string input;               ///< HDF5 FILE[:dataset], image directory, glob or multipage TIFF
   std::string output;              ///< .h5 file or directory (ignored with in_place)
   std::vector<std::int64_t> slices;

@@ -47,8 +47,12 @@ TORCH_MODULE(Vgg16Features);
 [[nodiscard]] torch::Tensor to_vgg_input(const torch::Tensor& grey);
 
 struct LossTerms {
-  torch::Tensor total, charbonnier, feature, style_balance;
+  torch::Tensor total, charbonnier, feature, style_balance, gradient;
 };
+
+/// Charbonnier distance of the x and y finite differences of pred and target
+/// ([B, C, H, W], H and W >= 2): the mean of the two directions.
+[[nodiscard]] torch::Tensor gradient_charbonnier(const torch::Tensor& pred, const torch::Tensor& target, double eps = 1e-6);
 
 class SsanLoss {
  public:

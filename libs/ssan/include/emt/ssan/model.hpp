@@ -1,6 +1,9 @@
 #pragma once
 // SSAN: siamese residual dense network -> attention-aware layer -> two
-// candidate frames -> sigmoid-mask fusion (docs/model.md).
+// candidate frames -> sigmoid-mask fusion (docs/model.md), and the family
+// around it that the ablations measure: U-Net extractors with the attention
+// at their coarsest level, one or two branches, and outputs that correct the
+// linear mean (model.fusion = residual / mask_residual).
 //
 // Reading of the paper's F(t-1 -> t+1) and F(t+1 -> t-1): each branch sees
 // both outer slices, in swapped order ([I0, I2] and [I2, I0]); "siamese"
@@ -8,6 +11,8 @@
 // a residual on its own slice: warp_i = I_i + head(AAL(F_i)), so an untrained
 // network starts as the slices themselves. The fusion mask M = sigmoid(conv(
 // [A0, A2])) mixes them: out = M warp0 + (1 - M) warp1.
+#include <optional>
+
 #include <torch/torch.h>
 
 #include "emt/ssan/attention.hpp"
@@ -30,21 +35,31 @@ class RdnImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Rdn);
 
-/// A small U-Net (the paper's comparison extractor): `levels` poolings.
+/// A small U-Net (the paper's comparison extractor): `levels` poolings,
+/// `features << l` channels at level l. With `bottleneck_attention`, an
+/// attention layer (its `channels` must be features << levels) runs on the
+/// coarsest features, where a position sees 2^levels pixels a side: long
+/// range for a sixteenth (levels 2) of the full-resolution cost or less.
 class UNetImpl : public torch::nn::Module {
  public:
-  UNetImpl(int64_t in_channels, int64_t features, int64_t levels);
+  UNetImpl(int64_t in_channels, int64_t features, int64_t levels, std::optional<AttentionOptions> bottleneck_attention = std::nullopt);
   torch::Tensor forward(const torch::Tensor& x);
+  /// The bottleneck attention layer; null without one.
+  [[nodiscard]] AttentionLayer attention() const { return attention_; }
 
  private:
   std::vector<torch::nn::Sequential> down_, up_;
   torch::nn::Sequential bottom_{nullptr};
+  AttentionLayer attention_{nullptr};
   int64_t levels_;
 };
 TORCH_MODULE(UNet);
 
 struct SsanOutput {
-  torch::Tensor output, warp0, warp1, mask;  ///< [B, 1, H, W]; mask undefined for mean fusion
+  /// [B, 1, H, W]. warp0/warp1: the candidates (undefined for residual
+  /// fusion); mask: undefined unless fusion is mask or mask_residual;
+  /// residual: the learned correction (residual and mask_residual only).
+  torch::Tensor output, warp0, warp1, mask, residual;
 };
 
 class SsanImpl : public torch::nn::Module {
@@ -53,16 +68,21 @@ class SsanImpl : public torch::nn::Module {
   /// `outer` [B, 2, H, W]: slices 0 and 2 in [0, 1].
   SsanOutput forward(const torch::Tensor& outer);
   [[nodiscard]] const ModelConfig& config() const { return config_; }
-  [[nodiscard]] std::vector<torch::Tensor> gammas() const { return attention->gammas(); }
+  /// The attention layers' learned gammas (every layer, in registration order).
+  [[nodiscard]] std::vector<torch::Tensor> gammas() const;
   [[nodiscard]] int64_t parameter_count() const;
 
+  /// The full-resolution attention layer (attention_at = full), or the first
+  /// branch's bottleneck attention (attention_at = bottleneck).
   AttentionLayer attention{nullptr};
 
  private:
-  torch::Tensor extract(int branch, const torch::Tensor& x);
+  /// Branch features: the extractor, then (attention_at = full) the attention layer.
+  torch::Tensor features(int branch, const torch::Tensor& x);
   ModelConfig config_;
   torch::nn::AnyModule extractor0_, extractor1_;
-  torch::nn::Conv2d head_{nullptr}, mask_{nullptr};
+  std::vector<AttentionLayer> attention_layers_;
+  torch::nn::Conv2d head_{nullptr}, mask_{nullptr}, residual_{nullptr};
 };
 TORCH_MODULE(Ssan);
 

@@ -12,6 +12,23 @@
 
 namespace emt::ssan {
 
+/// Which clock --max-minutes (and snapshots) count.
+enum class BudgetClock {
+  kWall,  ///< wall-clock time since the start of the run
+  kCpu,   ///< the process's CPU time divided by its torch threads: fair comparisons on a shared machine
+};
+[[nodiscard]] BudgetClock parse_budget_clock(const std::string& name);
+[[nodiscard]] std::string to_string(BudgetClock c);
+
+/// How the outer slices of a training triplet sit relative to its middle.
+enum class TrainAlignment {
+  kOracle,  ///< as triplet-build stored them: both aligned to the known middle slice
+  kBlind,   ///< as ssan-interpolate sees them: in the frame half way between the two,
+            ///< so the target is displaced by the middle's own deviation (stored shifts)
+};
+[[nodiscard]] TrainAlignment parse_train_alignment(const std::string& name);
+[[nodiscard]] std::string to_string(TrainAlignment a);
+
 struct TrainOptions {
   std::string data_dir, split = "train", val_split = "val", run_dir;
   int batch = 3;
@@ -21,7 +38,15 @@ struct TrainOptions {
   double lr = 1e-3, decay = 0.1;  ///< Adam (0.9, 0.999)
   std::int64_t warmup_steps = 100;  ///< linear lr warm-up (not in the paper; 0 = none)
   std::int64_t max_steps = -1;    ///< stop after this many steps (a checkpoint is written)
-  double max_minutes = -1;        ///< stop after this much time
+  double max_minutes = -1;        ///< stop after this much time (see budget_clock)
+  /// With max_minutes: ignore epochs / decay_epochs and fit the schedule
+  /// (warm-up, base rate, decay for the last 40%, as the paper's 30 + 20
+  /// epochs) into the time, from the step rate measured over the first steps.
+  bool fit_schedule = false;
+  BudgetClock budget_clock = BudgetClock::kWall;
+  double snapshot_minutes = 0;    ///< > 0: copy the model to RUN/snapshots/ every this many budget minutes
+  TrainAlignment alignment = TrainAlignment::kOracle;
+  std::string init_from;          ///< start from this checkpoint's weights (fine-tuning; the config must match)
   std::uint64_t seed = 0;
   bool resume = false;            ///< continue from run_dir/last.pt
   int val_samples = 16;           ///< validation triplets (evenly spaced; 0 = all)
@@ -34,6 +59,7 @@ struct TrainSummary {
   std::int64_t steps = 0, epochs_done = 0, skipped_nonfinite = 0;
   double best_psnr = 0, seconds = 0, data_wait_share = 0, samples_per_s = 0;
   double first_loss = 0, last_loss = 0;
+  std::int64_t planned_steps = 0;  ///< the schedule's length (fitted to the time with fit_schedule)
   std::string vgg_source;
   nlohmann::json last_validation;
   [[nodiscard]] nlohmann::json to_json() const;
