@@ -8,6 +8,18 @@
 
 namespace emt::h5 {
 
+namespace {
+// HDF5 closes whatever is still open from an atexit handler. A file whose
+// final flush failed (disk full, file-size limit) cannot be closed and made
+// that handler crash (SIGSEGV in H5F__close_cb) after the tool had reported
+// the error. Every id is closed by its Handle; the only files still open at
+// exit are such failed temporaries, already unlinked, so the handler is off.
+[[maybe_unused]] const bool kNoAtexitClose = [] {
+  H5dont_atexit();
+  return true;
+}();
+}  // namespace
+
 std::unique_lock<std::recursive_mutex> lock() {
   static std::recursive_mutex mutex;
   return std::unique_lock<std::recursive_mutex>(mutex);

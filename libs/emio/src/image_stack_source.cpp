@@ -4,32 +4,19 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
+#include <string_view>
 
 #include <fmt/format.h>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "emt/common/error.hpp"
+#include "emt/common/zip_check.hpp"
 #include "emt/emio/slice_source.hpp"
 
 namespace emt::emio {
 namespace {
-
-/// CRC-32 (ISO 3309, as PNG uses).
-std::uint32_t crc32(const std::uint8_t* data, std::size_t n, std::uint32_t crc = 0) {
-  static const auto table = [] {
-    std::array<std::uint32_t, 256> t{};
-    for (std::uint32_t i = 0; i < 256; ++i) {
-      std::uint32_t c = i;
-      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-      t[i] = c;
-    }
-    return t;
-  }();
-  crc = ~crc;
-  for (std::size_t i = 0; i < n; ++i) crc = table[(crc ^ data[i]) & 0xFF] ^ (crc >> 8);
-  return ~crc;
-}
 
 /// Walks a PNG's chunks checking lengths and CRCs up to IEND. libpng reports a
 /// truncated or corrupt file by printing to stderr and returning nothing;
@@ -49,7 +36,7 @@ void check_png(const std::vector<std::uint8_t>& bytes, const std::string& where)
     const std::size_t end = pos + 8 + length;
     const std::uint32_t stored = (std::uint32_t(bytes[end]) << 24) | (std::uint32_t(bytes[end + 1]) << 16) |
                                  (std::uint32_t(bytes[end + 2]) << 8) | std::uint32_t(bytes[end + 3]);
-    if (crc32(type, 4 + length) != stored) {
+    if (emt::crc32(std::string_view(reinterpret_cast<const char*>(type), 4 + length)) != stored) {
       throw Error(ErrorKind::kDataLoss, fmt::format("corrupt PNG (CRC mismatch in chunk at byte {})", pos), where);
     }
     if (std::memcmp(type, "IEND", 4) == 0) return;
@@ -62,16 +49,29 @@ cv::Mat read_image(const std::string& file) {
   std::ifstream in(file, std::ios::binary);
   if (!in) throw Error(ErrorKind::kNotFound, "cannot open image", file);
   std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (bytes.empty()) throw Error(ErrorKind::kDataLoss, "empty image file (0 bytes)", file);
   if (bytes.size() >= 4 && bytes[0] == 0x89 && bytes[1] == 'P') check_png(bytes, file);
-  return cv::imdecode(bytes, cv::IMREAD_ANYDEPTH | cv::IMREAD_ANYCOLOR);
+  try {
+    return cv::imdecode(bytes, cv::IMREAD_ANYDEPTH | cv::IMREAD_ANYCOLOR);
+  } catch (const cv::Exception& e) {
+    throw Error(ErrorKind::kDataLoss, "cannot decode image (truncated or corrupt?): " + e.err, file);
+  }
 }
 
-/// Checks a decoded image is grey 8/16-bit; colour images are converted to grey
-/// (some stacks are saved as RGB with equal channels).
+/// Checks a decoded image is grey 8/16-bit. A colour image is accepted only
+/// when its colour channels are equal (grey stored as RGB, as some stacks
+/// are): it becomes that grey without loss. Real colour is refused, since a
+/// silent conversion would change the data.
 cv::Mat to_grey(cv::Mat img, const std::string& where) {
   if (img.empty()) throw Error(ErrorKind::kDataLoss, "cannot decode image (truncated or corrupt?)", where);
-  if (img.channels() == 3) cv::cvtColor(img, img, cv::COLOR_BGR2GRAY);
-  if (img.channels() == 4) cv::cvtColor(img, img, cv::COLOR_BGRA2GRAY);
+  if (img.channels() == 3 || img.channels() == 4) {
+    std::vector<cv::Mat> ch;
+    cv::split(img, ch);
+    if (cv::countNonZero(ch[0] != ch[1]) > 0 || cv::countNonZero(ch[0] != ch[2]) > 0) {
+      throw Error(ErrorKind::kInvalidData, "colour image with differing channels; EM data must be grey (convert it to grey first)", where);
+    }
+    img = ch[0];
+  }
   if (img.channels() != 1 || (img.depth() != CV_8U && img.depth() != CV_16U)) {
     throw Error(ErrorKind::kInvalidData, "unsupported pixel type (expected 8- or 16-bit grey)", where);
   }
@@ -117,11 +117,64 @@ class ImageStackSource final : public SliceSource {
   int bits_ = 8;
 };
 
+/// Walks a classic TIFF's chain of image directories and checks that every
+/// directory, and every strip or tile it points to, lies inside the file.
+/// libtiff stops counting pages at the first directory past a truncation, so
+/// a cut file would otherwise read as a shorter, valid stack. Returns the
+/// number of pages (BigTIFF: 0, not checked here).
+std::size_t check_tiff_structure(const std::string& file) {
+  std::ifstream in(file, std::ios::binary);
+  const std::vector<std::uint8_t> d((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto bad = [&](const std::string& what) { return Error(ErrorKind::kDataLoss, "truncated or corrupt TIFF: " + what, file); };
+  if (d.size() < 8) throw bad("shorter than a TIFF header");
+  const bool le = d[0] == 'I' && d[1] == 'I';
+  if (!le && !(d[0] == 'M' && d[1] == 'M')) throw bad("no TIFF byte-order mark");
+  auto get = [&](std::uint64_t off, int n) -> std::uint64_t {
+    if (off + static_cast<std::uint64_t>(n) > d.size()) throw bad(fmt::format("a record at byte {} runs past the end of the file ({} bytes)", off, d.size()));
+    std::uint64_t v = 0;
+    for (int i = 0; i < n; ++i) v = le ? v | (std::uint64_t(d[off + static_cast<std::uint64_t>(i)]) << (8 * i)) : (v << 8) | d[off + static_cast<std::uint64_t>(i)];
+    return v;
+  };
+  if (get(2, 2) == 43) return 0;  // BigTIFF
+  if (get(2, 2) != 42) throw bad("bad TIFF magic number");
+  static const int kTypeSize[13] = {0, 1, 1, 2, 4, 8, 1, 1, 2, 4, 8, 4, 8};
+  std::size_t pages = 0;
+  std::uint64_t ifd = get(4, 4);
+  while (ifd != 0) {
+    if (++pages > 1000000) throw bad("directory chain loops");
+    const std::uint64_t n = get(ifd, 2);
+    std::map<std::uint64_t, std::vector<std::uint64_t>> values;  // offsets and byte counts
+    for (std::uint64_t e = 0; e < n; ++e) {
+      const std::uint64_t at = ifd + 2 + 12 * e, tag = get(at, 2), type = get(at + 2, 2), count = get(at + 4, 4);
+      const std::uint64_t size = type < 13 ? static_cast<std::uint64_t>(kTypeSize[type]) * count : 0;
+      const std::uint64_t where = size <= 4 ? at + 8 : get(at + 8, 4);
+      if (size > 4 && where + size > d.size()) throw bad(fmt::format("page {}: tag {} points past the end of the file", pages - 1, tag));
+      if (tag == 273 || tag == 279 || tag == 324 || tag == 325) {
+        const int item = (type == 3) ? 2 : 4;
+        for (std::uint64_t k = 0; k < count && k < 1000000; ++k) values[tag].push_back(get(where + k * static_cast<std::uint64_t>(item), item));
+      }
+    }
+    for (const auto& [off_tag, count_tag] : {std::pair<int, int>{273, 279}, std::pair<int, int>{324, 325}}) {
+      const auto& offs = values[static_cast<std::uint64_t>(off_tag)];
+      const auto& counts = values[static_cast<std::uint64_t>(count_tag)];
+      for (std::size_t k = 0; k < offs.size() && k < counts.size(); ++k) {
+        if (offs[k] + counts[k] > d.size()) throw bad(fmt::format("page {}: image data runs past the end of the file", pages - 1));
+      }
+    }
+    ifd = get(ifd + 2 + 12 * n, 4);
+  }
+  return pages;
+}
+
 class MultipageTiffSource final : public SliceSource {
  public:
   MultipageTiffSource(std::string file, const SourceOptions& options) : SliceSource(options), file_(std::move(file)) {
     if (!std::filesystem::exists(file_)) throw Error(ErrorKind::kNotFound, "no such file", file_);
+    const std::size_t walked = check_tiff_structure(file_);
     const std::size_t pages = cv::imcount(file_, cv::IMREAD_ANYDEPTH | cv::IMREAD_ANYCOLOR);
+    if (walked != 0 && pages != walked) {
+      throw Error(ErrorKind::kDataLoss, fmt::format("TIFF has {} pages but only {} can be read (truncated or corrupt?)", walked, pages), file_);
+    }
     if (pages == 0) throw Error(ErrorKind::kDataLoss, "cannot read TIFF pages (truncated or corrupt?)", file_);
     const cv::Mat first = read_page(0);
     shape_ = {static_cast<std::int64_t>(pages), first.rows, first.cols};
@@ -146,9 +199,13 @@ class MultipageTiffSource final : public SliceSource {
   cv::Mat read_page(std::int64_t z) const {
     std::vector<cv::Mat> pages;
     // Reads only page z, not the whole file.
-    if (!cv::imreadmulti(file_, pages, static_cast<int>(z), 1, cv::IMREAD_ANYDEPTH | cv::IMREAD_ANYCOLOR) || pages.empty()) {
-      throw Error(ErrorKind::kDataLoss, "cannot decode TIFF page (truncated or corrupt?)", location(z));
+    bool ok = false;
+    try {
+      ok = cv::imreadmulti(file_, pages, static_cast<int>(z), 1, cv::IMREAD_ANYDEPTH | cv::IMREAD_ANYCOLOR) && !pages.empty();
+    } catch (const cv::Exception&) {
+      ok = false;
     }
+    if (!ok) throw Error(ErrorKind::kDataLoss, "cannot decode TIFF page (truncated or corrupt?)", location(z));
     return to_grey(pages.front(), location(z));
   }
   std::string file_;

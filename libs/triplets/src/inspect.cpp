@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -13,7 +14,9 @@
 #include <opencv2/imgproc.hpp>
 
 #include "emt/common/atomic_file.hpp"
+#include "emt/common/cli.hpp"
 #include "emt/common/error.hpp"
+#include "emt/common/output_guard.hpp"
 #include "emt/common/sampling.hpp"
 #include "emt/common/sha256.hpp"
 #include "emt/emio/slice_source.hpp"
@@ -121,6 +124,7 @@ std::vector<std::string> verify_directory(const std::string& dir) {
   const json manifest = read_manifest(dir);
   std::int64_t total = 0;
   for (const auto& s : manifest.at("shards")) {
+    throw_if_interrupted(dir);
     const std::string file = s.at("file").get<std::string>();
     const fs::path p = fs::path(dir) / file;
     if (!fs::exists(p)) {
@@ -210,16 +214,35 @@ cv::Mat montage(const std::string& dir, const MontageOptions& o) {
 }
 
 std::int64_t export_triplets(const std::string& dir, const std::string& out, const ExportOptions& o) {
+  refuse_output_overlapping_inputs(out, shard_directory_inputs(dir), "--out");
+  check_output_directory(out, o.force);
+  OutputLock lock(out);
   const auto samples = read_shard_directory(dir, /*verify_checksums=*/true);
   const auto partitions = load_partitions(dir);
-  const fs::path final_dir(out), tmp(out + ".tmp");
-  std::error_code ec;
-  fs::remove_all(tmp, ec);
-  ensure_writable_directory(tmp);
+  // A split line naming no triplet of the manifest is an error, as in ssan-train:
+  // exporting fewer triplets than the split lists would go unnoticed.
+  {
+    std::set<std::pair<std::string, std::int64_t>> known;
+    for (const SampleRef& s : samples) known.insert({s.shard, s.index});
+    for (const auto& [entry, part] : partitions) {
+      if (!known.count(entry)) {
+        throw Error(ErrorKind::kInvalidData, fmt::format("split lists '{} {}', which is not a triplet of the manifest", entry.first, entry.second),
+                    split_file_path(dir, part));
+      }
+    }
+  }
+  // Written into OUT.tmp/ and moved into place: an existing OUT (--force)
+  // loses only what an export writes; a failure or a signal leaves nothing.
+  StagedDirectory staged(out, o.force, [](const std::string& name) {
+    return name == "sequences" || name.rfind("tri_", 0) == 0 || name == "train" || name == "val" || name == "test";
+  });
+  const fs::path tmp = staged.path();
   std::map<std::string, std::string> lists;  // partition -> list text
   std::map<std::string, std::unique_ptr<ShardReader>> readers;
   std::map<std::string, int> shard_number;
+  std::int64_t n = 0;
   for (const SampleRef& s : samples) {
+    throw_if_interrupted(out);
     const auto it = partitions.find({s.shard, s.index});
     const std::string part = it != partitions.end() ? it->second : (partitions.empty() ? "train" : "");
     if (part.empty()) continue;  // dropped by the split's guard bands
@@ -250,26 +273,22 @@ std::int64_t export_triplets(const std::string& dir, const std::string& out, con
       for (int k = 1; k <= 3; ++k) files.push_back(d / fmt::format("{}_{}_{}_{}_{}.png", s.source, s.z, s.y, s.x, k));
     }
     for (int k = 0; k < 3; ++k) {
-      if (!cv::imwrite(files[static_cast<std::size_t>(k)].string(), images[static_cast<std::size_t>(k)])) {
-        throw Error(ErrorKind::kIo, "cannot write image", files[static_cast<std::size_t>(k)].string());
+      // Encode, then write with a checked write: cv::imwrite does not report a full disk.
+      std::vector<unsigned char> bytes;
+      if (!cv::imencode(".png", images[static_cast<std::size_t>(k)], bytes)) {
+        throw Error(ErrorKind::kIo, "cannot encode image", files[static_cast<std::size_t>(k)].string());
       }
+      write_file(files[static_cast<std::size_t>(k)], std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
     }
+    ++n;
   }
   if (o.format == ExportFormat::kVimeo) {
-    write_file_atomic(tmp / "tri_trainlist.txt", lists["train"]);
-    write_file_atomic(tmp / "tri_vallist.txt", lists["val"]);
-    write_file_atomic(tmp / "tri_testlist.txt", lists["test"]);
+    write_file(tmp / "tri_trainlist.txt", lists["train"]);
+    write_file(tmp / "tri_vallist.txt", lists["val"]);
+    write_file(tmp / "tri_testlist.txt", lists["test"]);
   }
-  fs::remove_all(final_dir, ec);
-  fs::rename(tmp, final_dir, ec);
-  if (ec) throw Error(ErrorKind::kIo, "cannot rename into place: " + ec.message(), final_dir.string());
-  std::int64_t n = 0;
-  for (const auto& [p, text] : lists) n += std::count(text.begin(), text.end(), '\n');
-  if (o.format == ExportFormat::kPngFlat) {
-    n = 0;
-    for (const auto& e : fs::recursive_directory_iterator(final_dir)) n += e.is_regular_file();
-    n /= 3;
-  }
+  throw_if_interrupted(out);
+  staged.commit();
   return n;
 }
 

@@ -71,6 +71,16 @@ BuildSpec parse_spec(const std::string& text, const std::string& origin) {
   } catch (const po::error& e) {
     throw Error(ErrorKind::kInvalidArgument, "bad spec: " + po_error_message(e), origin);
   }
+  // A key given twice (most often a duplicated [source.ID] section) would
+  // silently let the second win: refuse it.
+  {
+    std::map<std::string, int> seen;
+    for (const auto& opt : parsed.options) {
+      if (++seen[opt.string_key] == 2) {
+        throw Error(ErrorKind::kInvalidArgument, "bad spec: '" + opt.string_key + "' is given twice (a duplicated section?)", origin);
+      }
+    }
+  }
   // [source.ID] sections arrive as unregistered "source.ID.key" options, in file order.
   std::map<std::string, std::size_t> index;
   for (const auto& opt : parsed.options) {
@@ -143,12 +153,29 @@ void validate(const BuildSpec& spec, const std::string& origin) {
   check(spec.filters.flat_block >= 2 && spec.filters.flat_block <= spec.tile_size, "filters.flat_block must be in [2, tile_size]");
   check(spec.filters.defect_downsample >= 1 && spec.tile_size / spec.filters.defect_downsample >= 8,
         "filters.defect_downsample leaves fewer than 8 px per tile");
-  check(spec.filters.max_blur_ratio >= 1, "filters.max_blur_ratio must be >= 1");
+  // Written so that NaN (which Boost parses from "nan") fails every check.
+  auto in = [](double v, double lo, double hi) { return v >= lo && v <= hi; };
+  const FilterOptions& f = spec.filters;
+  check(in(f.max_blur_ratio, 1, 1e300), "filters.max_blur_ratio must be a number >= 1");
+  check(in(f.flat_std, 0, 1e300), "filters.flat_std must be a number >= 0");
+  check(in(f.max_flat_fraction, 0, 1), "filters.max_flat_fraction must be in [0, 1]");
+  check(in(f.defect_sigma, 1e-9, 1e300), "filters.defect_sigma must be a number > 0");
+  check(in(f.defect_residual, 0, 1e300), "filters.defect_residual must be a number >= 0");
+  check(in(f.max_defect_fraction, 0, 1), "filters.max_defect_fraction must be in [0, 1]");
+  check(in(f.min_ncc, -1, 1), "filters.min_ncc must be in [-1, 1]");
+  check(in(f.duplicate_ncc, -1, 1), "filters.duplicate_ncc must be in [-1, 1]");
+  check(spec.align.coarse_factor >= 1, "align.coarse_factor must be >= 1");
+  check(spec.align.fine_window >= 16, "align.fine_window must be >= 16");
+  check(in(spec.align.smooth_sigma, 0, 1e300), "align.smooth_sigma must be a number >= 0");
+  check(in(spec.uint16.low_percentile, 0, 100) && in(spec.uint16.high_percentile, 0, 100) &&
+            spec.uint16.low_percentile < spec.uint16.high_percentile,
+        "uint16.low_percentile and uint16.high_percentile must satisfy 0 <= low < high <= 100");
   check(spec.reference_slices >= 1, "histogram.reference_slices must be >= 1");
   check(spec.cache_mb >= 1 && spec.cache_mb <= (std::int64_t{1} << 30), "input.cache_mb must be in [1, 2^30]");
   for (const SourceSpec& s : spec.sources) {
     check(!s.path.empty(), "[source." + s.id + "] has no path");
     check(s.step >= 1, "[source." + s.id + "] step must be >= 1");
+    for (std::int64_t z : s.skip) check(z >= 0, "[source." + s.id + "] skip entries must be slice indices >= 0");
   }
 }
 
