@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
             ("detect-defects", po::bool_switch(), "also replace slices the pipeline's defect filter flags (reported)")
             ("out,o", po::value<std::string>(), "output volume (.h5 for HDF5 input, else a directory of PNGs) plus OUT.report.json")
             ("in-place", po::bool_switch(), "write the replaced slices into the input itself")
+            ("force", po::bool_switch(), "--out may be an existing non-empty directory (only its slice images NNNN.png are replaced)")
             ("tile", po::value<int>()->default_value(256), "tile side for prediction")
             ("overlap", po::value<int>()->default_value(32), "tile overlap, blended with linear ramps")
             ("search-radius", po::value<int>()->default_value(32), "alignment search radius between the neighbours, px")
@@ -42,6 +43,8 @@ int main(int argc, char** argv) {
         if (auto s = cli.get_optional<std::string>("slices")) o.slices = emt::parse_index_list(*s);
         o.detect_defects = cli.get<bool>("detect-defects");
         o.in_place = cli.get<bool>("in-place");
+        o.force = cli.get<bool>("force");
+        if (o.in_place && cli.has("out")) throw emt::Error(emt::ErrorKind::kInvalidArgument, "give --out or --in-place, not both");
         if (!o.in_place) {
           cli.require("out");
           o.output = cli.get<std::string>("out");

@@ -12,7 +12,9 @@
 #include <torch/torch.h>
 
 #include "emt/common/atomic_file.hpp"
+#include "emt/common/cli.hpp"
 #include "emt/common/error.hpp"
+#include "emt/common/output_guard.hpp"
 #include "emt/common/progress.hpp"
 #include "emt/common/sampling.hpp"
 #include "emt/emio/slice_source.hpp"
@@ -123,6 +125,7 @@ cv::Mat predict_tiled(Ssan& model, const cv::Mat& a, const cv::Mat& b, int tile,
   torch::NoGradGuard no_grad;
   for (int y : starts(h)) {
     for (int x : starts(w)) {
+      throw_if_interrupted();
       const cv::Rect rect(x, y, t, t);
       cv::Mat fa, fb;
       a(rect).convertTo(fa, CV_32F, 1.0 / 255);
@@ -144,11 +147,34 @@ cv::Mat predict_tiled(Ssan& model, const cv::Mat& a, const cv::Mat& b, int tile,
 }  // namespace
 
 json interpolate_volume(const InterpolateOptions& o, const std::function<void(const std::string&)>& warn) {
+  // Every value checked before any work (negated comparisons refuse NaN too).
+  if (o.tile < 16) throw Error(ErrorKind::kInvalidArgument, fmt::format("--tile must be at least 16, not {}", o.tile));
+  if (o.overlap < 0 || o.overlap >= o.tile / 2) {
+    throw Error(ErrorKind::kInvalidArgument, fmt::format("--overlap must be in [0, tile / 2) = [0, {}), not {}", o.tile / 2, o.overlap));
+  }
+  if (o.search_radius < 1) throw Error(ErrorKind::kInvalidArgument, "--search-radius must be at least 1");
+  if (!(o.detect_fraction >= 0 && o.detect_fraction <= 1)) throw Error(ErrorKind::kInvalidArgument, "--detect-fraction must be in [0, 1]");
   const auto source = emio::open_source(o.input);
   const auto shape = source->shape();
   if (!o.in_place && o.output.empty()) throw Error(ErrorKind::kInvalidArgument, "give --out (or --in-place)");
   if (o.in_place && source->kind() == emio::SourceKind::kMultipageTiff) {
     throw Error(ErrorKind::kInvalidArgument, "--in-place is not supported for multipage TIFF; write to --out", o.input);
+  }
+  // The input is written only with --in-place: an --out that is, holds or
+  // lies in the input (or the checkpoint) is refused, and an existing
+  // directory is written into only with --force.
+  std::unique_ptr<OutputLock> lock;
+  if (o.in_place) {
+    lock = std::make_unique<OutputLock>(source->path());
+  } else {
+    refuse_output_overlapping_inputs(o.output, {source->path(), o.checkpoint}, "--out");
+    refuse_output_overlapping_inputs(o.output + ".report.json", {source->path(), o.checkpoint}, "--out's report");
+    if (source->kind() == emio::SourceKind::kHdf5) {
+      if (fs::is_directory(o.output)) throw Error(ErrorKind::kIo, "--out is an existing directory; an HDF5 volume does not replace it", o.output);
+    } else {
+      check_output_directory(o.output, o.force);
+    }
+    lock = std::make_unique<OutputLock>(o.output);
   }
   std::optional<Ssan> model;
   if (o.method == FillMethod::kSsan) model = load_model(o.checkpoint);
@@ -175,6 +201,7 @@ json interpolate_volume(const InterpolateOptions& o, const std::function<void(co
     json detected = json::array();
     Progress progress("ssan-interpolate: detecting", shape.depth - 2, "slices", o.quiet);
     for (std::int64_t z = 1; z + 1 < shape.depth; ++z) {
+      throw_if_interrupted(o.input);
       const cv::Mat s0 = source->read_slice(z - 1), s1 = source->read_slice(z), s2 = source->read_slice(z + 1);
       const auto a = triplets::estimate_shift(s1, s0, align), b = triplets::estimate_shift(s1, s2, align);
       const cv::Mat a0 = translate(s0, std::round(a.dy), std::round(a.dx)), a2 = translate(s2, std::round(b.dy), std::round(b.dx));
@@ -218,6 +245,7 @@ json interpolate_volume(const InterpolateOptions& o, const std::function<void(co
   json replaced = json::array();
   Progress progress("ssan-interpolate", static_cast<std::int64_t>(plan.size()), "slices", o.quiet);
   for (const FillStep& step : plan) {
+    throw_if_interrupted(o.input);
     const cv::Mat lo = slice(step.lower), hi = slice(step.upper);
     const double t = static_cast<double>(step.z - step.lower) / static_cast<double>(step.upper - step.lower);
     if (!step.midpoint) note(fmt::format("slice {}: run of bad slices too long for midpoints; predicted from slices {} and {}", step.z, step.lower, step.upper));
@@ -273,6 +301,7 @@ json interpolate_volume(const InterpolateOptions& o, const std::function<void(co
   if (o.in_place) {
     written = o.input;
     for (const auto& [z, img] : filled) {
+      throw_if_interrupted(o.input);  // slices already written stay replaced (each write is whole)
       const cv::Mat data = stored(z);
       if (source->kind() == emio::SourceKind::kHdf5) {
         emio::overwrite_hdf5_slice(source->path(), source->dataset(), z, data);
@@ -287,9 +316,12 @@ json interpolate_volume(const InterpolateOptions& o, const std::function<void(co
     if (source->kind() == emio::SourceKind::kHdf5) {
       writer = emio::create_hdf5_volume(o.output, source->dataset(), vs, source->bits(), source->resolution_nm());
     } else {
-      writer = emio::create_image_stack(o.output, emio::ImageFormat::kPng, vs, source->bits());
+      writer = emio::create_image_stack(o.output, emio::ImageFormat::kPng, vs, source->bits(), o.force);
     }
-    for (std::int64_t z = 0; z < shape.depth; ++z) writer->write_slice(z, stored(z));
+    for (std::int64_t z = 0; z < shape.depth; ++z) {
+      throw_if_interrupted(o.output);
+      writer->write_slice(z, stored(z));
+    }
     writer->commit();
   }
   report["output"] = written;

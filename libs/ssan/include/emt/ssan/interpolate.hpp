@@ -38,7 +38,8 @@ struct InterpolateOptions {
   std::vector<std::int64_t> slices;
   bool detect_defects = false;     ///< add slices the defect filter flags
   bool in_place = false;
-  int tile = 256, overlap = 32;
+  bool force = false;              ///< an existing non-empty output directory is written into (its slice images replaced)
+  int tile = 256, overlap = 32;    ///< tile >= 16, 0 <= overlap < tile / 2
   int search_radius = 32;
   double detect_fraction = 0.25;   ///< flagged when this share of a slice's tiles is anomalous
   triplets::FilterOptions filters; ///< thresholds of the defect detection (a data spec's [filters])

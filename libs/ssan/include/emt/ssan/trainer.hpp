@@ -79,6 +79,7 @@ struct EvalOptions {
   double blur_sigma = -1;  ///< sigma of the blur row; < 0: the best of a grid on these samples
   std::int64_t max_samples = 0;  ///< 0 = all
   int montage_rows = 6;          ///< samples in out_dir/montage.png (0 = none)
+  bool force = false;            ///< out_dir may be an existing non-empty directory (only the eval files are replaced)
 };
 
 /// PSNR / SSIM / IE / sharpness ratio per method: ssan (with a checkpoint),
