@@ -1,4 +1,5 @@
 // ssan-train: trains SSAN directly from triplet shards.
+#include <filesystem>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
@@ -53,10 +54,24 @@ int main(int argc, char** argv) {
         // A resumed run keeps the options it was started with (RUN/run.json);
         // only what is given again on the command line changes.
         nlohmann::json started;
-        if (o.resume) started = nlohmann::json::parse(emt::read_file(o.run_dir + "/run.json"));
+        const std::string run_json = o.run_dir + "/run.json";
+        if (o.resume) {
+          try {
+            started = nlohmann::json::parse(emt::read_file(run_json));
+          } catch (const nlohmann::json::exception& e) {
+            throw emt::Error(emt::ErrorKind::kDataLoss, std::string("run.json is not valid JSON: ") + e.what(), run_json);
+          }
+          if (!started.is_object()) throw emt::Error(emt::ErrorKind::kDataLoss, "run.json is not a JSON object", run_json);
+        }
         auto option = [&](const std::string& name, const std::string& key, auto fallback) {
           using T = decltype(fallback);
-          if (!cli.has(name) && started.contains(key)) return started.at(key).get<T>();
+          if (!cli.has(name) && started.contains(key)) {
+            try {
+              return started.at(key).get<T>();
+            } catch (const nlohmann::json::exception&) {
+              throw emt::Error(emt::ErrorKind::kDataLoss, "run.json: '" + key + "' has the wrong type", run_json);
+            }
+          }
           return cli.get<T>(name);
         };
         if (!o.resume) cli.require("data");
@@ -64,6 +79,8 @@ int main(int argc, char** argv) {
         if (o.data_dir.empty()) throw emt::Error(emt::ErrorKind::kInvalidArgument, "give --data");
         const std::string split = option("split", "split", std::string()), val_split = option("val-split", "val_split", std::string());
         o.split = split == "all" ? "" : split;
+        // Recorded absolute in run.json, so --resume works from any directory.
+        o.data_dir = std::filesystem::absolute(o.data_dir).lexically_normal().string();
         o.val_split = val_split == "none" ? "" : val_split;
         o.batch = option("batch", "batch", 0);
         o.crop = option("crop", "crop", 0);
@@ -72,7 +89,7 @@ int main(int argc, char** argv) {
         o.lr = option("lr", "lr", 0.0);
         // Runs started before warm-up existed had none.
         o.warmup_steps = o.resume && !cli.has("warmup-steps") ? started.value("warmup_steps", std::int64_t{0}) : cli.get<std::int64_t>("warmup-steps");
-        o.max_steps = cli.get<std::int64_t>("max-steps");
+        o.max_steps = option("max-steps", "max_steps", std::int64_t{-1});  // a resumed bounded run stays bounded
         o.max_minutes = option("max-minutes", "max_minutes", -1.0);
         o.fit_schedule = o.resume && started.contains("fit_schedule") && !cli.has("epochs") && !cli.has("decay-epochs")
                              ? started.at("fit_schedule").get<bool>()
@@ -89,6 +106,11 @@ int main(int argc, char** argv) {
           config = emt::ssan::load_config(cli.common().config_path);
         } else if (o.resume) {
           config = emt::ssan::parse_config(started.at("config").get<std::string>(), o.run_dir + "/run.json");
+          if (o.resume && started.contains("config") && started["config"].is_string() && started["config"].get<std::string>() != config.text) {
+            throw emt::Error(emt::ErrorKind::kInvalidArgument,
+                             "--config differs from the config this run was started with; resume without --config (the run's own is used)",
+                             cli.common().config_path);
+          }
         } else {
           throw emt::Error(emt::ErrorKind::kInvalidArgument, "give a model config (--config data_specs/ssan_small.ini)");
         }

@@ -21,8 +21,10 @@
 #include "emt/common/atomic_file.hpp"
 #include "emt/common/cli.hpp"
 #include "emt/common/error.hpp"
+#include "emt/common/output_guard.hpp"
 #include "emt/common/progress.hpp"
 #include "emt/common/sampling.hpp"
+#include "emt/common/zip_check.hpp"
 #include "emt/emio/volume_writer.hpp"
 #include "emt/ssan/dataset.hpp"
 #include "emt/ssan/losses.hpp"
@@ -30,6 +32,7 @@
 #include "emt/ssan/model.hpp"
 #include "emt/triplets/montage.hpp"
 
+#include "emt/triplets/split.hpp"
 namespace emt::ssan {
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -103,7 +106,11 @@ void save_checkpoint(const fs::path& path, Ssan& model, torch::optim::Adam& opti
   const torch::Tensor text = torch::from_blob(const_cast<char*>(config_text.data()), {static_cast<int64_t>(config_text.size())}, torch::kUInt8).clone();
   archive.write("config", text);
   AtomicFile out(path);
-  archive.save_to(out.temp_path().string());
+  try {
+    archive.save_to(out.temp_path().string());
+  } catch (const c10::Error&) {
+    throw Error(ErrorKind::kIo, "cannot write the checkpoint (disk full or file-size limit?)", path.string());
+  }
   out.commit();
 }
 
@@ -117,12 +124,20 @@ Checkpoint load_checkpoint(const fs::path& path, Ssan& model, torch::optim::Adam
   if (!fs::exists(path)) throw Error(ErrorKind::kNotFound, "no checkpoint", path.string());
   torch::serialize::InputArchive archive, model_archive, optim_archive;
   try {
+  verify_zip_archive(path);  // LibTorch checks no CRC: a flipped weight byte would load silently
     archive.load_from(path.string());
   } catch (const c10::Error&) {
     throw Error(ErrorKind::kDataLoss, "not a readable SSAN checkpoint (truncated or corrupt?)", path.string());
   }
-  archive.read("model", model_archive);
-  model->load(model_archive);
+  try {
+    archive.read("model", model_archive);
+    model->load(model_archive);
+  } catch (const c10::Error& e) {
+    const std::string what = e.what_without_backtrace();
+    throw Error(ErrorKind::kInvalidData,
+                "checkpoint does not fit the model config (resumed or loaded with another --config?): " + what.substr(0, what.find('\n')),
+                path.string());
+  }
   Checkpoint c;
   auto value = [&](const char* key) {
     torch::Tensor t;  // a fresh tensor per key: reading into a used one resizes its storage
@@ -152,11 +167,19 @@ Checkpoint load_checkpoint(const fs::path& path, Ssan& model, torch::optim::Adam
 Ssan load_model(const std::string& path) {
   torch::serialize::InputArchive archive;
   try {
+  if (!fs::exists(path)) throw Error(ErrorKind::kNotFound, "no checkpoint", path);
+  verify_zip_archive(path);
     archive.load_from(path);
   } catch (const c10::Error&) {
     throw Error(ErrorKind::kDataLoss, "not a readable SSAN checkpoint (truncated or corrupt?)", path);
   }
-  const SsanConfig config = parse_config(read_config_text(archive), path + ":config");
+  std::string config_text;
+  try {
+    config_text = read_config_text(archive);
+  } catch (const c10::Error&) {
+    throw Error(ErrorKind::kInvalidData, "not an SSAN checkpoint: it holds no model config", path);
+  }
+  const SsanConfig config = parse_config(config_text, path + ":config");
   Ssan model(config.model);
   (void)load_checkpoint(path, model, nullptr);
   model->eval();
@@ -274,7 +297,7 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& o, const std::f
   const BudgetTimer budget(o.budget_clock, torch::get_num_threads());
   if (o.fit_schedule && !(o.max_minutes > 0)) throw Error(ErrorKind::kInvalidArgument, "fitting the schedule to the time needs --max-minutes > 0");
   if (o.alignment == TrainAlignment::kBlind && o.crop <= 0) throw Error(ErrorKind::kInvalidArgument, "--train-alignment blind needs --crop smaller than the tiles");
-  if (o.batch < 1 || o.crop < 8 || o.epochs < 0 || o.decay_epochs < 0 || o.lr <= 0) {
+  if (o.batch < 1 || o.crop < 8 || o.epochs < 0 || o.decay_epochs < 0 || !(o.lr > 0 && std::isfinite(o.lr))) {
     throw Error(ErrorKind::kInvalidArgument, "batch >= 1, crop >= 8, epochs >= 0 and lr > 0 required");
   }
   const fs::path run(o.run_dir);
@@ -282,7 +305,12 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& o, const std::f
   std::unique_ptr<TripletDataset> val_data;
   if (!o.val_split.empty()) val_data = std::make_unique<TripletDataset>(o.data_dir, o.val_split);
   ensure_writable_directory(run);
+  if (o.crop > train_data.tile_size()) {
+    throw Error(ErrorKind::kInvalidArgument, fmt::format("--crop {} is larger than the tiles ({} px)", o.crop, train_data.tile_size()), o.data_dir);
+  }
+  refuse_output_overlapping_inputs(run, triplets::shard_directory_inputs(o.data_dir), "the run directory");
   if (!o.resume && fs::exists(run / "last.pt")) {
+  const OutputLock lock(run);  // a second ssan-train on this run fails at once
     throw Error(ErrorKind::kInvalidArgument, "run directory already holds a checkpoint; use --resume to continue it or another --out", run.string());
   }
 
@@ -339,6 +367,7 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& o, const std::f
       kept += line + "\n";
       const auto rest = line.substr(comma + 1);
       const auto loss_str = rest.substr(rest.find(',') + 1);
+                                            {"max_steps", o.max_steps},
       curve.emplace_back(step, std::stod(loss_str.substr(0, loss_str.find(','))));
     }
   }
@@ -488,6 +517,7 @@ std::array<cv::Mat, 3> read_u8(const TripletDataset& data, std::int64_t i) {
   for (int j = 0; j < 3; ++j) {
     out[static_cast<std::size_t>(j)] = cv::Mat(data.tile_size(), data.tile_size(), CV_8UC1, s[j].data_ptr<std::uint8_t>()).clone();
   }
+    throw_if_interrupted();
   return out;
 }
 
@@ -509,6 +539,16 @@ std::pair<double, json> best_blur_sigma(const TripletDataset& data, std::int64_t
   }
   json search = json::object();
   std::size_t best = 0;
+  // The output rules before any work: not an input, an existing non-empty
+  // directory only with --force, locked; files appear together at the end.
+  std::unique_ptr<OutputLock> lock;
+  if (!o.out_dir.empty()) {
+    auto inputs = triplets::shard_directory_inputs(o.data_dir);
+    inputs.emplace_back(o.checkpoint);
+    refuse_output_overlapping_inputs(o.out_dir, inputs, "--out");
+    check_output_directory(o.out_dir, o.force);
+    lock = std::make_unique<OutputLock>(o.out_dir);
+  }
   for (std::size_t g = 0; g < grid.size(); ++g) {
     search[fmt::format("{}", grid[g])] = sum[g] / static_cast<double>(n);
     if (sum[g] > sum[best]) best = g;
@@ -532,6 +572,7 @@ json evaluate(const EvalOptions& o) {
   double blur_sigma = o.blur_sigma;
   if (blur_sigma < 0) std::tie(blur_sigma, blur_search) = best_blur_sigma(data, n);
   // Montage: evenly spaced samples, every method's prediction between the
+    throw_if_interrupted();
   // inputs and the truth, so a blurred win in PSNR can be seen for what it is.
   const std::int64_t montage_n = o.out_dir.empty() ? 0 : std::min<std::int64_t>(o.montage_rows, n);
   std::set<std::int64_t> montage_at;
@@ -582,14 +623,17 @@ json evaluate(const EvalOptions& o) {
     const auto& s = sums[m];
     result["methods"][m] = {{"psnr", s[0] / n}, {"ssim", s[1] / n}, {"ie", s[2] / n}, {"sharpness_ratio", s[3] / n}};
   }
+    throw_if_interrupted(o.out_dir);
+    staged.commit();
   if (!o.out_dir.empty()) {
-    ensure_writable_directory(o.out_dir);
-    write_file_atomic(fs::path(o.out_dir) / "eval.md", format_eval_table(result));
-    write_file_atomic(fs::path(o.out_dir) / "eval_samples.csv", csv);
-    write_file_atomic(fs::path(o.out_dir) / "eval.json", result.dump(2) + "\n");
+    // All four files or none (a full disk leaves nothing): staged in OUT.tmp/.
+    StagedDirectory staged(o.out_dir, o.force);
+    write_file(staged.path() / "eval.md", format_eval_table(result));
+    write_file(staged.path() / "eval_samples.csv", csv);
+    write_file(staged.path() / "eval.json", result.dump(2) + "\n");
     if (!montage_rows.empty()) {
       montage_rows.insert(montage_rows.begin(), triplets::column_labels(montage_labels, data.tile_size()));
-      emio::write_image_atomic((fs::path(o.out_dir) / "montage.png").string(), triplets::stack_rows(montage_rows));
+      emio::write_image_atomic((staged.path() / "montage.png").string(), triplets::stack_rows(montage_rows));
     }
   }
   return result;
