@@ -23,6 +23,7 @@
 #include "emt/common/atomic_file.hpp"
 #include "emt/common/cli.hpp"
 #include "emt/common/error.hpp"
+#include "emt/common/output_guard.hpp"
 #include "emt/common/progress.hpp"
 #include "emt/common/sha256.hpp"
 #include "emt/triplets/histogram.hpp"
@@ -73,6 +74,7 @@ struct TileOutcome {
 struct TripletResult {
   std::size_t index = 0;
   std::vector<TileOutcome> tiles;
+  bool interrupted = false;  ///< a signal arrived mid-triplet: tiles incomplete, not to be used
 };
 
 /// Bounded cache of decoded slices shared by pipeline workers.
@@ -213,12 +215,17 @@ class Builder {
   BuildSummary run() {
     const auto start = std::chrono::steady_clock::now();
     open_sources();
-    prepare_output_dir();
+    std::vector<fs::path> inputs;
+    for (const Source& s : sources_) inputs.emplace_back(s.volume->path());
+    refuse_output_overlapping_inputs(dir_, inputs, "--out");
     try {
+      prepare_output_dir();
       analyse_slices();
       build_triplets();
     } catch (const Error& e) {
-      if (e.kind() != ErrorKind::kAborted) remove_outputs_of_this_run();
+      // An interruption keeps finished shards for --resume; before the first
+      // one there is nothing to resume, so it cleans up like a failure.
+      if (e.kind() != ErrorKind::kAborted || shards_.empty()) remove_outputs_of_this_run();
       throw;
     } catch (...) {
       remove_outputs_of_this_run();
@@ -255,6 +262,12 @@ class Builder {
       // Not a structured binding: C++17 lambdas cannot capture those (clang refuses; the fuzz build uses it).
       const auto range = ss.z.resolve(shape.depth);
       const std::int64_t first = range.first, last = range.second;
+      for (std::int64_t z : ss.skip) {
+        if (z < 0 || z >= shape.depth) {
+          throw Error(ErrorKind::kInvalidArgument, fmt::format("[source.{}] skip entry {} is outside the volume (depth {})", ss.id, z, shape.depth),
+                      ss.path);
+        }
+      }
       const std::set<std::int64_t> skip(ss.skip.begin(), ss.skip.end());
       auto usable = [&](std::int64_t z) { return z >= first && z < last && !skip.count(z); };
       for (std::int64_t z = first; z < last; ++z) {
@@ -277,8 +290,28 @@ class Builder {
   }
 
   // ---- output directory, resume state ----
+  /// triplet-build's own names in its output directory.
+  static bool is_own_entry(const std::string& name) {
+    return name.rfind("shard-", 0) == 0 || name == kManifestFile || name == kRejectedFile || name == kStateFile || name == kRejectedPartial ||
+           name == "splits" || name == "train" || name == "val" || name == "test" || name == "parts" ||
+           (name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0);
+  }
+
   void prepare_output_dir() {
+    if (!opt_.force) {
+      // A directory that is not a (partial) build of ours is written into only with --force.
+      std::error_code ec;
+      for (const auto& e : fs::directory_iterator(dir_, ec)) {
+        if (!is_own_entry(e.path().filename().string())) {
+          throw Error(ErrorKind::kInvalidArgument,
+                      "output directory holds files triplet-build did not write; give --force to add a build beside them (they are never touched)",
+                      dir_.string());
+        }
+      }
+    }
+    created_dir_ = create_output_directory(dir_);
     ensure_writable_directory(dir_);
+    lock_ = std::make_unique<OutputLock>(dir_);
     spec_hash_ = sha256_hex(canonical_spec(spec_));
     const bool has_manifest = fs::exists(dir_ / kManifestFile), has_state = fs::exists(dir_ / kStateFile);
     auto other_hash = [&](const fs::path& p) {
@@ -351,15 +384,18 @@ class Builder {
   }
 
   void remove_outputs_of_this_run() {
+    if (!lock_) return;  // failed before the directory was ours: nothing of this run is in it
     std::error_code ec;
     for (const auto& f : written_this_run_) fs::remove(f, ec);
-    if (!resumed_) {
+    if (!resumed_ && created_partial_) {  // a fresh build of this run: its state and partial list are ours
       fs::remove(dir_ / kStateFile, ec);
-      if (created_partial_) fs::remove(dir_ / kRejectedPartial, ec);
+      fs::remove(dir_ / kRejectedPartial, ec);
     }
     for (const auto& e : fs::directory_iterator(dir_, ec)) {
       if (e.path().extension() == ".tmp") fs::remove(e.path(), ec);
     }
+    lock_.reset();
+    if (created_dir_) remove_if_empty(dir_);
   }
 
   // ---- phase 1: histograms, shifts, references ----
@@ -512,6 +548,13 @@ class Builder {
       for (int i = 0; i < 3; ++i) slices[static_cast<std::size_t>(i)] = cache.get(ref.source, zs[i]);
     }
     for (auto y : ys) {
+      // A dense stride makes one triplet thousands of tiles: poll per row so
+      // a signal stops the build within a second, not after the triplet.
+      if (interrupt_requested()) {
+        result.interrupted = true;
+        result.tiles.clear();
+        return result;
+      }
       for (auto x : xs) {
         TileOutcome out;
         out.y = y;
@@ -614,10 +657,17 @@ class Builder {
             tbb::make_filter<std::size_t, TripletResult>(tbb::filter_mode::parallel,
                                                          [&](std::size_t i) { return process(i, cache); }) &
             tbb::make_filter<TripletResult, void>(tbb::filter_mode::serial_in_order, [&](TripletResult r) {
+              // After a signal nothing more is consumed: the state file holds
+              // the resume point of the last shard handed to the writer.
+              if (r.interrupted || interrupt_requested()) stopped = true;
               if (stopped) return;
               const Source& s = sources_[triplets_[r.index].source];
               const std::size_t first_tile = r.index == next_triplet_ ? next_tile_ : 0;
               for (std::size_t t = first_tile; t < r.tiles.size(); ++t) {
+                if (interrupt_requested()) {
+                  stopped = true;
+                  return;
+                }
                 TileOutcome& o = r.tiles[t];
                 ++summary_.candidates;
                 if (o.decision.accepted()) {
@@ -708,7 +758,8 @@ class Builder {
   std::size_t next_triplet_ = 0, next_tile_ = 0;
   std::int64_t submitted_shards_ = 0;
   std::uintmax_t rejected_bytes_ = 0;
-  bool resumed_ = false, created_partial_ = false;
+  bool resumed_ = false, created_partial_ = false, created_dir_ = false;
+  std::unique_ptr<OutputLock> lock_;  // held for the whole run: a second build on dir_ fails at once
   std::vector<fs::path> written_this_run_;
   BuildSummary summary_;
 };
