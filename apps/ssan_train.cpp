@@ -9,6 +9,7 @@
 #include "emt/common/cli.hpp"
 #include "emt/common/error.hpp"
 #include "emt/ssan/config.hpp"
+#include "emt/ssan/interop.hpp"
 #include "emt/ssan/trainer.hpp"
 
 int main(int argc, char** argv) {
@@ -39,7 +40,8 @@ int main(int argc, char** argv) {
             ("snapshot-minutes", po::value<double>()->default_value(0), "copy the model to RUN/snapshots/ every this many budget minutes (0 = never)")
             ("train-alignment", po::value<std::string>()->default_value("oracle"),
              "oracle (outer slices aligned to the middle, as built) or blind (as ssan-interpolate aligns them: to each other, half way)")
-            ("init-from", po::value<std::string>(), "start from this checkpoint's weights (fine-tuning; same architecture as --config)")
+            ("init-from", po::value<std::string>(), "start from these weights (fine-tuning): an ssan-train checkpoint or a state dict MODEL.pth from Python or ssan-export "
+             "(same architecture as --config; without --config, the checkpoint's config or MODEL.json)")
             ("seed", po::value<std::uint64_t>()->default_value(0), "seed for initialisation, order and augmentation")
             ("val-samples", po::value<int>()->default_value(16), "validation triplets per epoch (0 = all)");
         if (!cli.parse()) return 0;
@@ -111,6 +113,8 @@ int main(int argc, char** argv) {
                              "--config differs from the config this run was started with; resume without --config (the run's own is used)",
                              cli.common().config_path);
           }
+        } else if (cli.has("init-from")) {
+          config = emt::ssan::config_of_weights(o.init_from);  // a checkpoint's own, or MODEL.json beside a state dict
         } else {
           throw emt::Error(emt::ErrorKind::kInvalidArgument, "give a model config (--config data_specs/ssan_small.ini)");
         }

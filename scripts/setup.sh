@@ -21,6 +21,11 @@ packages=(
   libssl-dev
   # LibTorch calls libblas.so.3; the reference BLAS is ~30x slower than OpenBLAS.
   libopenblas0-openmp
+  # Data-parallel ssan-train: LibTorch's c10d ProcessGroupGloo needs the Gloo headers.
+  libgloo-dev
+  # tests/ssan/test_interop.cpp checks the Python reference (bench/reference/ssan_ref.py)
+  # predicts as the C++ does; python3-onnx verifies bench/reference/export_onnx.py.
+  python3-torch python3-onnx
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3-h5py python3-opencv python3-skimage python3-torch python3-torchvision python3-numpy libbenchmark-dev time)

@@ -27,6 +27,7 @@
 #include "emt/common/zip_check.hpp"
 #include "emt/emio/volume_writer.hpp"
 #include "emt/ssan/dataset.hpp"
+#include "emt/ssan/interop.hpp"
 #include "emt/ssan/losses.hpp"
 #include "emt/ssan/metrics.hpp"
 #include "emt/ssan/model.hpp"
@@ -322,20 +323,9 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& o, const std::f
   if (o.resume) {
     state = load_checkpoint(run / "last.pt", model, &optimizer);
   } else if (!o.init_from.empty()) {
-    // Fine-tuning: weights only; optimizer, schedule and data order start afresh.
-    const Ssan source = load_model(o.init_from);
-    if (source->config().extractor != config.model.extractor || source->parameter_count() != model->parameter_count()) {
-      throw Error(ErrorKind::kInvalidArgument, "--init-from holds a model of another architecture than --config", o.init_from);
-    }
-    torch::NoGradGuard no_grad;
-    const auto from = source->named_parameters();
-    for (auto& p : model->named_parameters()) {
-      const torch::Tensor* q = from.find(p.key());
-      if (q == nullptr || q->sizes() != p.value().sizes()) {
-        throw Error(ErrorKind::kInvalidArgument, "--init-from: parameter " + p.key() + " missing or of another shape", o.init_from);
-      }
-      p.value().copy_(*q);
-    }
+    // Fine-tuning: weights only (a checkpoint or a state dict from Python);
+    // optimizer, schedule and data order start afresh.
+    init_weights_from(model, o.init_from);
   }
 
   const std::int64_t per_epoch = std::max<std::int64_t>(1, train_data.size() / o.batch);
