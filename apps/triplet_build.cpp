@@ -18,8 +18,11 @@ std::string recorded_command(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (flags.count(a) || a.rfind("--threads=", 0) == 0 || a.rfind("--stop-after-shards=", 0) == 0) continue;
-    if (a.rfind("--cache-mb=", 0) == 0) continue;
-    if (a == "--threads" || a == "--stop-after-shards" || a == "--cache-mb") {
+    // --part and --out too: every part, and a build into another directory,
+    // records the command of the single-process build, so the manifests of
+    // merged parts and of rebuilds elsewhere equal it byte for byte.
+    if (a.rfind("--cache-mb=", 0) == 0 || a.rfind("--part=", 0) == 0 || a.rfind("--out=", 0) == 0) continue;
+    if (a == "--threads" || a == "--stop-after-shards" || a == "--cache-mb" || a == "--part" || a == "--out" || a == "-o") {
       ++i;
       continue;
     }
@@ -39,12 +42,28 @@ int main(int argc, char** argv) {
             ("source", po::value<std::vector<std::string>>(), "replaces the spec's sources: HDF5 FILE[:dataset], Zarr / OME-Zarr / N5 / precomputed directory (CONTAINER:dataset, PATH:LEVEL), image directory, glob or multipage TIFF (repeatable)")
             ("step", po::value<int>(), "slice step k for --source inputs: triplets (z-k, z, z+k)")
             ("tile-size", po::value<int>(), "overrides output.tile_size")
+            ("part", po::value<std::string>(), "job arrays: build part I of N (I = 0..N-1) into OUT/parts/; then --merge OUT")
+            ("merge", po::value<std::string>(), "job arrays: assemble OUT from its finished parts (byte-identical to a single-process build)")
             ("cache-mb", po::value<std::int64_t>(), "decoded-chunk cache per Zarr/N5/precomputed source in MiB (overrides input.cache_mb; not recorded: it changes no output)")
             ("resume", po::bool_switch(), "finish an interrupted build in --out")
             ("force", po::bool_switch(), "replace a build of a different spec in --out")
             ("skip-bad-slices", po::bool_switch(), "treat unreadable slices as missing (reported) instead of failing")
             ("stop-after-shards", po::value<int>()->default_value(-1), "testing: stop as if interrupted after N shards");
         if (!cli.parse()) return 0;
+        if (auto dir = cli.get_optional<std::string>("merge")) {
+          if (cli.has("out") || cli.has("part") || cli.has("source") || !cli.common().config_path.empty()) {
+            throw emt::Error(emt::ErrorKind::kInvalidArgument, "--merge DIR takes no --out, --part, --source or --config");
+          }
+          const auto summary = emt::triplets::merge_parts(*dir, cli.common().quiet);
+          if (cli.common().json) {
+            auto j = summary.to_json();
+            j["out"] = *dir;
+            std::cout << j.dump() << std::endl;
+          } else {
+            cli.info(std::to_string(summary.triplets) + " triplets in " + std::to_string(summary.shards) + " shard(s) merged -> " + *dir);
+          }
+          return 0;
+        }
         cli.require("out");
         if (!cli.has("config") && !cli.has("source")) {
           throw emt::Error(emt::ErrorKind::kInvalidArgument, "give a data spec (--config SPEC.ini) or at least one --source");
@@ -83,6 +102,14 @@ int main(int argc, char** argv) {
         options.command = recorded_command(argc, argv);
         options.version = emt::kVersion;
         options.stop_after_shards = cli.get<int>("stop-after-shards");
+        if (auto part = cli.get_optional<std::string>("part")) {
+          const auto in = emt::split(*part, '/');
+          if (in.size() != 2) throw emt::Error(emt::ErrorKind::kInvalidArgument, "--part must be I/N, like 0/4, not '" + *part + "'");
+          const auto i = emt::parse_int(in[0], "--part I"), n = emt::parse_int(in[1], "--part N");
+          if (n < 1 || n > 9999 || i < 0 || i >= n) throw emt::Error(emt::ErrorKind::kInvalidArgument, "--part I/N needs 0 <= I < N <= 9999");
+          options.part = static_cast<int>(i);
+          options.parts = static_cast<int>(n);
+        }
         options.warn = [&](const std::string& w) { cli.warn(w); };
         const auto summary = emt::triplets::run_build(spec, options);
         if (cli.common().json) {

@@ -34,6 +34,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 std::string shard_file_name(std::int64_t index) { return fmt::format("shard-{:05d}.h5", index); }
+std::string part_dir_name(int part, int parts) { return fmt::format("parts/part-{:04d}-of-{:04d}", part, parts); }
 
 json BuildSummary::to_json() const {
   return json{{"candidates", candidates}, {"triplets", triplets}, {"shards", shards}, {"rejected", rejected},
@@ -51,7 +52,8 @@ struct Source {
   SourceSpec spec;
   std::unique_ptr<emio::SliceSource> volume;
   std::vector<std::int64_t> middles;            ///< middle slices of its triplets, ascending
-  std::set<std::int64_t> used;                  ///< every slice some triplet uses
+  std::set<std::int64_t> used;                  ///< every slice some triplet (of this part) uses
+  std::set<std::int64_t> all_used;              ///< every slice some triplet of the whole build uses
   std::map<std::int64_t, Shift> forward;        ///< shift aligning z + step onto z
   std::map<std::int64_t, Histogram> histograms; ///< per used slice (zero ignored)
   std::set<std::int64_t> bad;                   ///< unreadable slices (--skip-bad-slices)
@@ -210,11 +212,18 @@ std::string canonical_spec(const BuildSpec& spec) {
 
 class Builder {
  public:
-  Builder(const BuildSpec& spec, const BuildOptions& options) : spec_(spec), opt_(options), dir_(options.out_dir) {}
+  Builder(const BuildSpec& spec, const BuildOptions& options)
+      : spec_(spec), opt_(options),
+        dir_(options.parts > 1 ? fs::path(options.out_dir) / part_dir_name(options.part, options.parts) : fs::path(options.out_dir)) {
+    if (options.parts < 1 || options.part < 0 || options.part >= options.parts) {
+      throw Error(ErrorKind::kInvalidArgument, fmt::format("--part {}/{}: need 0 <= I < N", options.part, options.parts));
+    }
+  }
 
   BuildSummary run() {
     const auto start = std::chrono::steady_clock::now();
     open_sources();
+    restrict_to_part();
     std::vector<fs::path> inputs;
     for (const Source& s : sources_) inputs.emplace_back(s.volume->path());
     refuse_output_overlapping_inputs(dir_, inputs, "--out");
@@ -287,6 +296,51 @@ class Builder {
     for (std::size_t i = 0; i < sources_.size(); ++i) {
       for (std::int64_t z : sources_[i].middles) triplets_.push_back({i, z});
     }
+  }
+
+  // ---- job-array parts (--part I/N) ----
+  /// Keeps the triplets of part I of N (contiguous in (source, z) order) and
+  /// the slices they and the reference histograms need. Everything a part
+  /// computes is what the whole build computes for those triplets, so the
+  /// parts merged (merge_parts) equal the single-process output byte for byte.
+  void restrict_to_part() {
+    for (Source& s : sources_) s.all_used = s.used;
+    if (opt_.parts <= 1) return;
+    if (opt_.skip_bad_slices) {
+      // Which slices are bad is known only after reading them all, and it
+      // moves the reference histogram's slices: a part cannot know it alone.
+      throw Error(ErrorKind::kInvalidArgument, "--skip-bad-slices cannot be combined with --part");
+    }
+    const std::size_t n = triplets_.size(), parts = static_cast<std::size_t>(opt_.parts), i = static_cast<std::size_t>(opt_.part);
+    const std::size_t begin = n * i / parts, end = n * (i + 1) / parts;
+    triplets_ = std::vector<TripletRef>(triplets_.begin() + static_cast<std::ptrdiff_t>(begin), triplets_.begin() + static_cast<std::ptrdiff_t>(end));
+    for (std::size_t si = 0; si < sources_.size(); ++si) {
+      Source& s = sources_[si];
+      std::set<std::int64_t> needed;
+      for (const TripletRef& t : triplets_) {
+        if (t.source == si) needed.insert({t.z - s.spec.step, t.z, t.z + s.spec.step});
+      }
+      if (spec_.histogram_matching) {
+        const auto ref = reference_candidates(s);
+        needed.insert(ref.begin(), ref.end());
+      }
+      s.used = std::move(needed);
+    }
+  }
+
+  /// The slices sampled for a source's reference histogram: evenly spaced
+  /// over its readable slices.
+  std::vector<std::int64_t> reference_candidates(const Source& s) const {
+    std::vector<std::int64_t> readable;
+    for (std::int64_t z : s.all_used) {
+      if (!s.bad.count(z)) readable.push_back(z);
+    }
+    const std::size_t n = std::min<std::size_t>(readable.size(), static_cast<std::size_t>(spec_.reference_slices));
+    std::vector<std::int64_t> picks;
+    for (std::size_t i = 0; i < n; ++i) {
+      picks.push_back(readable[n == 1 ? readable.size() / 2 : i * (readable.size() - 1) / (n - 1)]);
+    }
+    return picks;
   }
 
   // ---- output directory, resume state ----
@@ -469,16 +523,9 @@ class Builder {
     for (Source& s : sources_) {
       if (!spec_.histogram_matching) continue;
       // Reference: evenly spaced readable slices, outliers (defective slices) dropped.
-      std::vector<std::int64_t> candidates;
-      for (const auto& [z, h] : s.histograms) candidates.push_back(z);
-      const std::size_t n = std::min<std::size_t>(candidates.size(), static_cast<std::size_t>(spec_.reference_slices));
+      const std::vector<std::int64_t> sample_z = reference_candidates(s);
       std::vector<Histogram> sample;
-      std::vector<std::int64_t> sample_z;
-      for (std::size_t i = 0; i < n; ++i) {
-        const std::size_t k = n == 1 ? candidates.size() / 2 : i * (candidates.size() - 1) / (n - 1);
-        sample.push_back(s.histograms[candidates[k]]);
-        sample_z.push_back(candidates[k]);
-      }
+      for (std::int64_t z : sample_z) sample.push_back(s.histograms.at(z));
       s.reference = reference_histogram(sample);
       if (s.reference.used.empty()) {
         warn("source " + s.spec.id + ": no clean slice for a reference histogram; histogram matching disabled for it");
@@ -620,7 +667,8 @@ class Builder {
       attr.tile_size = spec_.tile_size;
       attr.spec = resolved_spec_;
       attr.version = opt_.version;
-      attr.command = opt_.command;
+      // No command in shards: their bytes depend only on the data and the spec
+      // (the command is the manifest's provenance).
       attr.compress = spec_.compress;
       write_shard(path.string(), *samples, attr);
       written_this_run_.push_back(path);
@@ -714,6 +762,7 @@ class Builder {
     manifest["emtriplet_version"] = opt_.version;
     manifest["spec"] = resolved_spec_;
     manifest["spec_sha256"] = spec_hash_;
+    manifest["provenance"] = {{"command", opt_.command}};
     manifest["tile_size"] = spec_.tile_size;
     manifest["stride"] = spec_.stride;
     auto& srcs = manifest["sources"] = json::array();

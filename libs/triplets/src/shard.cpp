@@ -88,7 +88,7 @@ void write_shard(const std::string& path, const std::vector<TripletSample>& samp
     h5::write_int_attribute(file.get(), "tile_size", attr.tile_size);
     h5::write_string_attribute(file.get(), "spec", attr.spec);
     h5::write_string_attribute(file.get(), "emtriplet_version", attr.version);
-    h5::write_string_attribute(file.get(), "command", attr.command);
+    if (!attr.command.empty()) h5::write_string_attribute(file.get(), "command", attr.command);
     if (H5Fflush(file.get(), H5F_SCOPE_GLOBAL) < 0) throw Error(ErrorKind::kIo, "flush failed (disk full or file-size limit?)", path);
   }
   out.commit();

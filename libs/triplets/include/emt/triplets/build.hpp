@@ -26,10 +26,14 @@ struct BuildOptions {
   bool force = false;            ///< replace a build of a different spec in out_dir
   bool skip_bad_slices = false;  ///< unreadable slices become rejections instead of errors
   bool quiet = false;            ///< no progress
-  std::string command;           ///< recorded in shards (without run-only flags)
+  std::string command;           ///< manifest provenance (without run-only flags, --out, --part); not in shards
   std::string version;           ///< recorded in shards and manifest
   std::function<void(const std::string&)> warn;  ///< warning sink (stderr in the tool)
   int stop_after_shards = -1;    ///< tests: behave as if interrupted after this many shards
+  /// Job arrays: this process builds part `part` (0-based) of `parts`, a
+  /// contiguous share of the triplets, into OUT/parts/part-I-of-N/ (resumable
+  /// like a whole build); merge_parts() then assembles OUT.
+  int part = 0, parts = 1;
 };
 
 struct BuildSummary {
@@ -46,6 +50,15 @@ struct BuildSummary {
 /// shards kept, --resume continues), other kinds for bad input (outputs of this
 /// run removed).
 [[nodiscard]] BuildSummary run_build(const BuildSpec& spec, const BuildOptions& options);
+
+/// Assembles OUT from its complete parts (OUT/parts/part-*-of-N/, every I in
+/// [0, N)): shards repacked in order, rejected.csv concatenated, manifest.json
+/// written, parts/ removed. The result equals a single-process build of the
+/// same spec byte for byte. Throws kNotFound naming a missing or unfinished
+/// part, kInvalidData when parts come from different specs.
+[[nodiscard]] BuildSummary merge_parts(const std::string& out_dir, bool quiet = false);
+/// "parts/part-IIII-of-NNNN", relative to the output directory.
+[[nodiscard]] std::string part_dir_name(int part, int parts);
 
 /// File names inside an output directory.
 inline constexpr const char* kManifestFile = "manifest.json";

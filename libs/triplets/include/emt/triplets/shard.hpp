@@ -8,7 +8,8 @@
 //   /meta/shift      float32 [N, 2, 2]   (dy, dx) applied to slices 0 and 2
 //   /meta/ncc        float32 [N, 2]      continuity NCC of slices 0 and 2 to slice 1
 //   /meta/sharpness  float32 [N, 3]
-//   attributes: tile_size, spec, emtriplet_version, command
+//   attributes: tile_size, spec, emtriplet_version, command (only when given:
+//   triplet-build writes none, so shard bytes depend only on data and spec)
 #include <array>
 #include <cstdint>
 #include <string>

@@ -1,0 +1,109 @@
+// triplet-build as a job array: --part I/N then --merge gives the bytes of a
+// single-process build (every shard, manifest.json, rejected.csv) for any N
+// and thread count, including a part interrupted and resumed.
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "build_fixture.hpp"
+#include "emt/common/atomic_file.hpp"
+#include "emt/phantom/phantom.hpp"
+#include "emt/triplets/shard.hpp"
+
+namespace emt::test {
+namespace fs = std::filesystem;
+
+class BuildParts : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new ScratchDir("emt-parts");
+    phantom::PhantomOptions o;
+    o.depth = 11;
+    o.height = o.width = 320;
+    o.cell_size = 48;
+    o.seed = 8;
+    o.defects = {{3, phantom::DefectKind::kFold}, {6, phantom::DefectKind::kBlur}, {8, phantom::DefectKind::kPadding}};
+    phantom::write_phantom(phantom::Phantom(o), *dir_ / "v.h5", phantom::OutputFormat::kHdf5, 8, "");
+    spec_ = write_spec(*dir_, "spec.ini",
+                       "[output]\ntile_size = 128\nstride = 96\nshard_size = 2\n[source.ph]\npath = " + (*dir_ / "v.h5") + "\n");
+    const auto r = build(*dir_ / "single", "--threads 2");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    single_ = new std::map<std::string, std::string>(digest_dir(*dir_ / "single"));
+  }
+  static void TearDownTestSuite() {
+    delete single_;
+    delete dir_;
+  }
+  static RunResult build(const std::string& out, const std::string& extra) {
+    return run_tool("triplet-build", "--config " + spec_ + " --out " + out + " --quiet " + extra);
+  }
+  static ScratchDir* dir_;
+  static std::string spec_;
+  static std::map<std::string, std::string>* single_;
+};
+ScratchDir* BuildParts::dir_ = nullptr;
+std::string BuildParts::spec_;
+std::map<std::string, std::string>* BuildParts::single_ = nullptr;
+
+TEST_F(BuildParts, MergedPartsEqualTheSingleProcessBuild) {
+  ASSERT_GE(single_->size(), 5u);  // several shards, manifest, rejected.csv
+  const auto manifest = nlohmann::json::parse(read_file(fs::path(*dir_ / "single") / "manifest.json"));
+  ASSERT_GT(manifest.at("totals").at("rejected").get<int>(), 0);
+  for (int n : {1, 2, 3}) {
+    const std::string out = *dir_ / ("p" + std::to_string(n));
+    for (int i = 0; i < n; ++i) {
+      const auto r = build(out, "--threads 1 --part " + std::to_string(i) + "/" + std::to_string(n));
+      ASSERT_EQ(r.exit_code, 0) << r.err;
+    }
+    if (n > 1) {
+      const auto m = run_tool("triplet-build", "--merge " + out + " --quiet");
+      ASSERT_EQ(m.exit_code, 0) << m.err;
+      EXPECT_FALSE(fs::exists(fs::path(out) / "parts"));
+    }
+    EXPECT_EQ(digest_dir(out), *single_) << n << " parts";
+  }
+}
+
+TEST_F(BuildParts, InterruptedPartResumesToTheSameBytes) {
+  const std::string out = *dir_ / "resumed";
+  ASSERT_EQ(build(out, "--part 0/2").exit_code, 0);
+  const auto stopped = build(out, "--part 1/2 --stop-after-shards 1");
+  EXPECT_EQ(stopped.exit_code, 1) << stopped.err;
+  // What a kill -9 in the middle of the next shard would leave behind.
+  std::ofstream(fs::path(out) / "parts" / "part-0001-of-0002" / "shard-00001.h5.tmp") << "half-written";
+  const auto early = run_tool("triplet-build", "--merge " + out + " --quiet");
+  EXPECT_EQ(early.exit_code, 1);
+  EXPECT_NE(early.err.find("part 1 of 2 is missing or unfinished"), std::string::npos) << early.err;
+  EXPECT_EQ(count_lines(early.err), 1) << early.err;
+  EXPECT_FALSE(has_shards(out));
+  ASSERT_EQ(build(out, "--part 1/2 --resume").exit_code, 0);
+  ASSERT_EQ(run_tool("triplet-build", "--merge " + out + " --quiet").exit_code, 0);
+  EXPECT_EQ(digest_dir(out), *single_);
+}
+
+TEST_F(BuildParts, ShardBytesDoNotDependOnTheOutputPathOrThreads) {
+  const std::string out = (fs::path(*dir_ / "elsewhere") / "deeper").string();
+  fs::create_directories(fs::path(out).parent_path());
+  ASSERT_EQ(build(out, "--threads 1 --json").exit_code, 0);
+  EXPECT_EQ(digest_dir(out), *single_);
+  const triplets::ShardReader r((fs::path(out) / "shard-00000.h5").string());
+  EXPECT_TRUE(r.attributes().command.empty());  // the command is the manifest's provenance
+  const auto manifest = nlohmann::json::parse(read_file(fs::path(out) / "manifest.json"));
+  EXPECT_EQ(manifest.at("provenance").at("command").get<std::string>(), "triplet-build --config " + spec_);
+}
+
+TEST_F(BuildParts, UsageErrors) {
+  for (const char* bad : {"--part 2/2", "--part 1", "--part -1/3", "--part 0/2 --skip-bad-slices"}) {
+    const auto r = build(*dir_ / "bad", bad);
+    EXPECT_EQ(r.exit_code, 2) << bad << ": " << r.err;
+    EXPECT_EQ(count_lines(r.err), 1) << r.err;
+  }
+  EXPECT_EQ(run_tool("triplet-build", "--merge " + (*dir_ / "single") + " --out x").exit_code, 2);
+  const auto none = run_tool("triplet-build", "--merge " + (*dir_ / "nothing-here"));
+  EXPECT_EQ(none.exit_code, 1) << none.err;
+  EXPECT_NE(none.err.find("no parts to merge"), std::string::npos) << none.err;
+}
+
+}  // namespace emt::test
