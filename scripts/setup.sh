@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs every Debian 12 package emtriplet needs to build, test and run.
 # Idempotent: installs only what is missing, with one `apt-get update` first.
-# Usage: scripts/setup.sh [--bench]   (--bench adds the Python reference stack
-# used by bench/ only; the product never runs Python.)
+# Usage: scripts/setup.sh [--bench | --fixtures]   (--bench adds the Python reference stack
+# used by bench/ only; --fixtures what tests/data/make_zarr_fixtures.py needs; the product never runs Python.)
 set -euo pipefail
 
 packages=(
@@ -29,6 +29,9 @@ packages=(
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3-h5py python3-opencv python3-skimage python3-torch python3-torchvision python3-numpy libbenchmark-dev time)
+elif [[ "${1:-}" == "--fixtures" ]]; then
+  # Only to regenerate tests/data/chunked (tests/data/make_zarr_fixtures.py); the tests read the committed files.
+  packages+=(python3-zarr python3-numcodecs python3-opencv)
 fi
 
 missing=()
