@@ -5,6 +5,7 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <set>
 #include <string_view>
 
 #include <fmt/format.h>
@@ -140,8 +141,10 @@ std::size_t check_tiff_structure(const std::string& file) {
   static const int kTypeSize[13] = {0, 1, 1, 2, 4, 8, 1, 1, 2, 4, 8, 4, 8};
   std::size_t pages = 0;
   std::uint64_t ifd = get(4, 4);
+  std::set<std::uint64_t> seen;  // a chain that comes back to a directory would loop (found by fuzz/fuzz_image_stack)
   while (ifd != 0) {
-    if (++pages > 1000000) throw bad("directory chain loops");
+    if (!seen.insert(ifd).second) throw bad("directory chain loops");
+    ++pages;
     const std::uint64_t n = get(ifd, 2);
     std::map<std::uint64_t, std::vector<std::uint64_t>> values;  // offsets and byte counts
     for (std::uint64_t e = 0; e < n; ++e) {
@@ -171,7 +174,12 @@ class MultipageTiffSource final : public SliceSource {
   MultipageTiffSource(std::string file, const SourceOptions& options) : SliceSource(options), file_(std::move(file)) {
     if (!std::filesystem::exists(file_)) throw Error(ErrorKind::kNotFound, "no such file", file_);
     const std::size_t walked = check_tiff_structure(file_);
-    const std::size_t pages = cv::imcount(file_, cv::IMREAD_ANYDEPTH | cv::IMREAD_ANYCOLOR);
+    std::size_t pages = 0;
+    try {
+      pages = cv::imcount(file_, cv::IMREAD_ANYDEPTH | cv::IMREAD_ANYCOLOR);
+    } catch (const cv::Exception& e) {  // OpenCV throws on some damaged headers (found by fuzz/fuzz_image_stack)
+      throw Error(ErrorKind::kDataLoss, "cannot read TIFF pages (truncated or corrupt?): " + e.err, file_);
+    }
     if (walked != 0 && pages != walked) {
       throw Error(ErrorKind::kDataLoss, fmt::format("TIFF has {} pages but only {} can be read (truncated or corrupt?)", walked, pages), file_);
     }
