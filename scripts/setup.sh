@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs every Debian 12 package emtriplet needs to build, test and run.
 # Idempotent: installs only what is missing, with one `apt-get update` first.
-# Usage: scripts/setup.sh [--bench | --fixtures]   (--bench adds the Python reference stack
-# used by bench/ only; --fixtures what tests/data/make_zarr_fixtures.py needs; the product never runs Python.)
+# Usage: scripts/setup.sh [--bench] [--fixtures] [--fuzz]   (--bench adds the
+# Python reference stack used by bench/ only; --fixtures what
+# tests/data/make_zarr_fixtures.py needs; the product never runs Python.
+# --fuzz adds clang and its libFuzzer runtime for scripts/fuzz.sh: CI needs
+# none of them, its corpus replays and sanitizer tests build with gcc.)
 set -euo pipefail
 
 packages=(
@@ -27,12 +30,14 @@ packages=(
   # predicts as the C++ does; python3-onnx verifies bench/reference/export_onnx.py.
   python3-torch python3-onnx
 )
-if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(python3-h5py python3-opencv python3-skimage python3-torch python3-torchvision python3-numpy libbenchmark-dev time)
-elif [[ "${1:-}" == "--fixtures" ]]; then
-  # Only to regenerate tests/data/chunked (tests/data/make_zarr_fixtures.py); the tests read the committed files.
-  packages+=(python3-zarr python3-numcodecs python3-opencv)
-fi
+for arg in "$@"; do
+  case "$arg" in
+    --bench) packages+=(python3-h5py python3-opencv python3-skimage python3-torch python3-torchvision python3-numpy libbenchmark-dev time) ;;
+    --fuzz) packages+=(clang libclang-rt-14-dev) ;;
+    --fixtures) packages+=(python3-zarr python3-numcodecs python3-opencv) ;;  # tests/data/make_zarr_fixtures.py only
+    *) echo "setup: unknown option $arg (expected --bench, --fuzz, --fixtures)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${packages[@]}"; do
