@@ -114,6 +114,18 @@ DirKind chunked_kind(const fs::path& dir) {
     }
   };
   if (has(".zarray")) return DirKind::kZarrArray;
+  if (has("zarr.json")) {  // Zarr v3: an array, an OME-Zarr 0.5 group, or a group
+    std::ifstream in(dir / "zarr.json");
+    try {
+      const auto j = nlohmann::json::parse(in);
+      if (j.value("node_type", std::string()) == "array") return DirKind::kZarrArray;
+      const auto attrs = j.value("attributes", nlohmann::json::object());
+      if (attrs.contains("ome") && attrs["ome"].contains("multiscales")) return DirKind::kOmeZarr;
+    } catch (const nlohmann::json::exception&) {
+      return DirKind::kZarrArray;  // unreadable metadata: let the backend name the problem
+    }
+    return DirKind::kZarrGroup;
+  }
   if (has(".zattrs") && json_has(".zattrs", "multiscales")) return DirKind::kOmeZarr;
   if (has(".zgroup")) return DirKind::kZarrGroup;
   if (has("attributes.json")) return json_has("attributes.json", "dimensions") ? DirKind::kN5Dataset : DirKind::kN5Group;

@@ -1,4 +1,7 @@
-// Zarr v2 arrays and OME-Zarr 0.4 multiscale groups built on them.
+// Zarr v2 and v3 arrays, and OME-Zarr multiscale groups built on them (0.4 on
+// Zarr v2, 0.5 on Zarr v3). Both Zarr versions share the chunk grid, padded
+// edge chunks and fill value; they differ in metadata, chunk keys and how the
+// codecs are named.
 #include <filesystem>
 
 #include <fmt/format.h>
@@ -32,12 +35,17 @@ class ZarrArraySource final : public detail::ChunkedSource {
   ZarrArraySource(const std::string& array_dir, std::string shown_path, std::string dataset, SourceKind kind,
                   const SourceOptions& options)
       : ChunkedSource(std::move(shown_path), std::move(dataset), options), dir_(array_dir), kind_(kind) {
-    const std::string meta_file = (fs::path(dir_) / ".zarray").string();
+    const bool v3 = !fs::exists(fs::path(dir_) / ".zarray") && fs::exists(fs::path(dir_) / "zarr.json");
+    const std::string meta_file = (fs::path(dir_) / (v3 ? "zarr.json" : ".zarray")).string();
     const nlohmann::json meta = detail::read_json(meta_file);
     try {
-      parse(meta, meta_file);
+      if (v3) {
+        parse_v3(meta, meta_file);
+      } else {
+        parse(meta, meta_file);
+      }
     } catch (const nlohmann::json::exception& e) {
-      throw Error(ErrorKind::kInvalidData, std::string("malformed .zarray: ") + e.what(), meta_file);
+      throw Error(ErrorKind::kInvalidData, std::string("malformed Zarr metadata: ") + e.what(), meta_file);
     }
   }
 
@@ -48,7 +56,7 @@ class ZarrArraySource final : public detail::ChunkedSource {
 
  protected:
   ChunkPtr load_chunk(const Index3& c) const override {
-    std::string key;
+    std::string key = key_prefix_;
     for (std::size_t i = 0; i + 3 < rank_; ++i) key += std::string("0") + separator_;
     key += fmt::format("{}{}{}{}{}", c[0], separator_, c[1], separator_, c[2]);
     const std::string file = (fs::path(dir_) / key).string();
@@ -108,6 +116,80 @@ class ZarrArraySource final : public detail::ChunkedSource {
     }
   }
 
+  /// Zarr v3 (zarr.json): data_type uint8/uint16, regular chunk grid, default
+  /// ("c/0/0/0") or v2 ("0.0.0") chunk keys, codecs `bytes` (endian) followed
+  /// by at most one of gzip, zstd, blosc; `transpose` only as the identity or
+  /// the full reversal (F order).
+  void parse_v3(const nlohmann::json& meta, const std::string& file) {
+    const int format = detail::require(meta, "zarr_format", file).get<int>();
+    if (format != 3) throw Error(ErrorKind::kInvalidData, fmt::format("zarr_format {} in zarr.json (expected 3)", format), file);
+    if (detail::require(meta, "node_type", file).get<std::string>() != "array") {
+      throw Error(ErrorKind::kInvalidData, "zarr.json describes a group, not an array", file);
+    }
+    const auto shape = detail::int_list(detail::require(meta, "shape", file), "shape", file);
+    rank_ = shape.size();
+    const Index3 s = detail::spatial_dims(shape, "array", file);
+    const std::string dtype = detail::require(meta, "data_type", file).get<std::string>();
+    const int bits = dtype == "uint8" ? 8 : dtype == "uint16" ? 16 : 0;
+    if (bits == 0) throw Error(ErrorKind::kInvalidData, "unsupported data_type '" + dtype + "' (expected uint8 or uint16)", file);
+    const auto& grid = detail::require(meta, "chunk_grid", file);
+    if (detail::require(grid, "name", file).get<std::string>() != "regular") {
+      throw Error(ErrorKind::kInvalidData, "unsupported chunk_grid '" + grid["name"].get<std::string>() + "' (expected regular)", file);
+    }
+    const auto chunks = detail::int_list(detail::require(detail::require(grid, "configuration", file), "chunk_shape", file), "chunk_shape", file);
+    if (chunks.size() != shape.size()) throw Error(ErrorKind::kInvalidData, "'chunk_shape' and 'shape' differ in rank", file);
+    const auto& keys = detail::require(meta, "chunk_key_encoding", file);
+    const std::string encoding = detail::require(keys, "name", file).get<std::string>();
+    const nlohmann::json key_config = keys.value("configuration", nlohmann::json::object());
+    if (encoding == "default") {
+      separator_ = key_config.value("separator", std::string("/")).at(0);
+      key_prefix_ = std::string("c") + separator_;
+    } else if (encoding == "v2") {
+      separator_ = key_config.value("separator", std::string(".")).at(0);
+    } else {
+      throw Error(ErrorKind::kInvalidData, "unsupported chunk_key_encoding '" + encoding + "'", file);
+    }
+    if (separator_ != '.' && separator_ != '/') throw Error(ErrorKind::kInvalidData, "chunk key separator must be '.' or '/'", file);
+    bool seen_bytes = false;
+    for (const auto& c : detail::require(meta, "codecs", file)) {
+      const std::string name = detail::require(c, "name", file).get<std::string>();
+      const nlohmann::json config = c.value("configuration", nlohmann::json::object());
+      if (name == "transpose" && !seen_bytes) {
+        // Identity or full reversal of the axes; nothing else maps onto C/F order.
+        const auto order = detail::int_list(detail::require(config, "order", file), "transpose order", file);
+        bool identity = true, reversed = true;
+        for (std::size_t i = 0; i < order.size(); ++i) {
+          identity &= order[i] == static_cast<std::int64_t>(i);
+          reversed &= order[i] == static_cast<std::int64_t>(order.size() - 1 - i);
+        }
+        if (order.size() != rank_ || (!identity && !reversed)) {
+          throw Error(ErrorKind::kInvalidData, "transpose order " + config["order"].dump() + " is not supported (identity or reversed only)", file);
+        }
+        fortran_ = reversed && !identity;
+      } else if (name == "bytes" && !seen_bytes) {
+        seen_bytes = true;
+        big_endian_ = config.value("endian", std::string("little")) == "big";
+      } else if (seen_bytes && codec_ == codec::Codec::kRaw && (name == "gzip" || name == "zstd" || name == "blosc")) {
+        codec_ = name == "gzip" ? codec::Codec::kGzip : name == "zstd" ? codec::Codec::kZstd : codec::Codec::kBlosc;
+      } else {
+        throw Error(ErrorKind::kInvalidData,
+                    "unsupported codec '" + name + "' here (supported: [transpose,] bytes, then at most one of gzip, zstd, blosc)", file);
+      }
+    }
+    if (!seen_bytes) throw Error(ErrorKind::kInvalidData, "codecs lack the 'bytes' codec", file);
+    const nlohmann::json& fill = detail::require(meta, "fill_value", file);
+    if (!fill.is_number_integer() || fill.get<std::int64_t>() < 0 || fill.get<std::int64_t>() >= (1 << bits)) {
+      throw Error(ErrorKind::kInvalidData, "fill_value " + fill.dump() + " does not fit " + dtype, file);
+    }
+    fill_ = static_cast<std::uint16_t>(fill.get<std::int64_t>());
+    set_grid({s[0], s[1], s[2]}, detail::spatial_dims(chunks, "chunk_shape", file), bits);
+    const auto attrs = meta.value("attributes", nlohmann::json::object());
+    if (attrs.contains("resolution") && attrs["resolution"].is_array() && attrs["resolution"].size() == 3) {
+      resolution_ = std::array<double, 3>{attrs["resolution"][0].get<double>(), attrs["resolution"][1].get<double>(),
+                                          attrs["resolution"][2].get<double>()};
+    }
+  }
+
   /// F order over (z, y, x): x varies slowest.
   std::vector<std::uint8_t> fortran_to_c(const std::vector<std::uint8_t>& f, std::size_t item) const {
     std::vector<std::uint8_t> c(f.size());
@@ -127,6 +209,7 @@ class ZarrArraySource final : public detail::ChunkedSource {
   std::size_t rank_ = 3;
   bool big_endian_ = false, fortran_ = false;
   char separator_ = '.';
+  std::string key_prefix_;  ///< "c/" or "c." for Zarr v3 default chunk keys
   codec::Codec codec_ = codec::Codec::kRaw;
   std::uint16_t fill_ = 0;
 };
@@ -139,15 +222,18 @@ std::unique_ptr<SliceSource> open_zarr_array(const std::string& dir, const Sourc
 }
 
 std::unique_ptr<SliceSource> open_ome_zarr(const std::string& dir, const SourceOptions& options) {
-  const std::string attrs_file = (fs::path(dir) / ".zattrs").string();
-  const nlohmann::json attrs = detail::read_json(attrs_file);
+  // 0.4: .zattrs {multiscales}; 0.5: zarr.json {attributes: {ome: {version, multiscales}}}.
+  const bool v05 = !fs::exists(fs::path(dir) / ".zattrs") && fs::exists(fs::path(dir) / "zarr.json");
+  const std::string attrs_file = (fs::path(dir) / (v05 ? "zarr.json" : ".zattrs")).string();
+  nlohmann::json attrs = detail::read_json(attrs_file);
   try {
+    if (v05) attrs = detail::require(detail::require(attrs, "attributes", attrs_file), "ome", attrs_file);
     const auto& multiscales = detail::require(attrs, "multiscales", attrs_file);
     if (!multiscales.is_array() || multiscales.empty()) throw Error(ErrorKind::kInvalidData, "'multiscales' is empty", attrs_file);
     const auto& ms = multiscales[0];
-    const std::string version = ms.value("version", std::string("0.4"));
-    if (version != "0.4") {
-      throw Error(ErrorKind::kInvalidData, "OME-Zarr version " + version + " is not supported (expected 0.4)", attrs_file);
+    const std::string version = v05 ? detail::require(attrs, "version", attrs_file).get<std::string>() : ms.value("version", std::string("0.4"));
+    if (version != (v05 ? "0.5" : "0.4")) {
+      throw Error(ErrorKind::kInvalidData, "OME-Zarr version " + version + " is not supported (expected 0.4 on Zarr v2, 0.5 on v3)", attrs_file);
     }
     // Axes: the last three must be z, y, x (spatial); leading ones (c, t) must have size 1.
     const auto& axes = detail::require(ms, "axes", attrs_file);

@@ -8,7 +8,7 @@
 //     when present.
 //   - ImageStackSource: a directory or glob of PNG/TIFF files in natural sort
 //     order, or one multipage TIFF; 8 or 16 bit grey.
-//   - Chunked volumes (Zarr v2, OME-Zarr 0.4, N5, Neuroglancer precomputed):
+//   - Chunked volumes (Zarr v2 and v3, OME-Zarr 0.4 and 0.5, N5, Neuroglancer precomputed):
 //     a slice is assembled from the chunks that cross it; decoded chunks are
 //     kept in a per-source cache bounded by SourceOptions::chunk_cache_bytes,
 //     so consecutive slices decode each chunk once (docs/formats.md).
@@ -103,8 +103,8 @@ class SliceSource {
 
 /// Opens a source from a path, detecting its kind:
 ///   FILE.h5 or FILE.h5:dataset/path  -> HDF5 (also any file with the HDF5 signature)
-///   DIR with .zarray                 -> Zarr v2 array
-///   DIR with .zattrs `multiscales`   -> OME-Zarr (level options.scale, or DIR:N)
+///   DIR with .zarray / zarr.json     -> Zarr v2 / v3 array
+///   DIR with OME `multiscales`       -> OME-Zarr 0.4 / 0.5 (level options.scale, or DIR:N)
 ///   DIR with attributes.json         -> N5 dataset
 ///   DIR with info (`scales`)         -> Neuroglancer precomputed (scale options.scale, or DIR:N);
 ///                                       also file://DIR and precomputed://file://DIR
