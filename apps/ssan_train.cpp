@@ -9,6 +9,7 @@
 #include "emt/common/cli.hpp"
 #include "emt/common/error.hpp"
 #include "emt/ssan/config.hpp"
+#include "emt/ssan/run_record.hpp"
 #include "emt/ssan/interop.hpp"
 #include "emt/ssan/trainer.hpp"
 
@@ -57,14 +58,7 @@ int main(int argc, char** argv) {
         // only what is given again on the command line changes.
         nlohmann::json started;
         const std::string run_json = o.run_dir + "/run.json";
-        if (o.resume) {
-          try {
-            started = nlohmann::json::parse(emt::read_file(run_json));
-          } catch (const nlohmann::json::exception& e) {
-            throw emt::Error(emt::ErrorKind::kDataLoss, std::string("run.json is not valid JSON: ") + e.what(), run_json);
-          }
-          if (!started.is_object()) throw emt::Error(emt::ErrorKind::kDataLoss, "run.json is not a JSON object", run_json);
-        }
+        if (o.resume) started = emt::ssan::read_run_json(run_json);  // every field type-checked (fuzz/fuzz_run_json)
         auto option = [&](const std::string& name, const std::string& key, auto fallback) {
           using T = decltype(fallback);
           if (!cli.has(name) && started.contains(key)) {
