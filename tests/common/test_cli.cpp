@@ -67,4 +67,14 @@ TEST(Cli, UnwritableOutputIsOneLineErrorAndNoPartialFile) {
   EXPECT_EQ(test::count_lines(r.err), 1) << r.err;
 }
 
+TEST(Cli, BadValueHoldingABoostPlaceholderIsAnErrorNotAHang) {
+  // Boost 1.74 builds this message by substituting the value into a template
+  // until no placeholder is left: "%value%" as the value looped forever (found
+  // by fuzz/fuzz_ssan_config). po_error_message describes it from its parts.
+  const auto r = run_tool("em-phantom", "--out never.h5 --seed %value%");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("seed"), std::string::npos) << r.err;
+  EXPECT_EQ(test::count_lines(r.err), 1) << r.err;
+}
+
 }  // namespace emt
