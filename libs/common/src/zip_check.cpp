@@ -4,6 +4,7 @@
 #include <string>
 
 #include <fmt/format.h>
+#include <zlib.h>
 
 #include "emt/common/atomic_file.hpp"
 #include "emt/common/error.hpp"
@@ -47,6 +48,24 @@ class Bytes {
   const std::string& d_;
   std::string path_;
 };
+
+/// Inflates raw deflate data (ZIP method 8); an empty result on any error.
+std::string inflate_raw(std::string_view in, std::uint64_t expected) {
+  if (expected > (std::uint64_t{1} << 32)) return {};
+  std::string out(static_cast<std::size_t>(expected), '\0');
+  z_stream z{};
+  if (inflateInit2(&z, -MAX_WBITS) != Z_OK) return {};
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  z.avail_in = static_cast<uInt>(in.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  const int rc = inflate(&z, Z_FINISH);
+  const auto produced = z.total_out;
+  inflateEnd(&z);
+  if (rc != Z_STREAM_END) return {};
+  out.resize(produced);
+  return out;
+}
 
 }  // namespace
 
@@ -97,12 +116,22 @@ void verify_zip_archive(const std::filesystem::path& path) {
       }
       x += 4 + len;
     }
-    if (method != 0) throw Error(ErrorKind::kDataLoss, "checkpoint member '" + name + "' is compressed (not written by LibTorch?)", path.string());
-    if (comp != uncomp) b.fail("member '" + name + "' has inconsistent sizes");
     if (b.get(local, 4) != kLocalSig) b.fail("member '" + name + "' has a damaged local header");
     const std::uint64_t start = local + 30 + b.get(local + 26, 2) + b.get(local + 28, 2);
     if (b.view(local + 30, b.get(local + 26, 2)) != name) b.fail("member '" + name + "' is named differently in its local header");
-    if (crc32(b.view(start, comp)) != crc) {
+    std::string_view bytes;
+    std::string inflated;  // deflated members (LibTorch compresses its small code files)
+    if (method == 0) {
+      if (comp != uncomp) b.fail("member '" + name + "' has inconsistent sizes");
+      bytes = b.view(start, comp);
+    } else if (method == 8) {
+      inflated = inflate_raw(b.view(start, comp), uncomp);
+      if (inflated.size() != uncomp) b.fail("member '" + name + "' does not inflate to its recorded size");
+      bytes = inflated;
+    } else {
+      b.fail(fmt::format("member '{}' uses compression method {}", name, method));
+    }
+    if (crc32(bytes) != crc) {
       throw Error(ErrorKind::kDataLoss, "checkpoint is corrupt: member '" + name + "' fails its CRC-32 check", path.string());
     }
     p += 46 + name_len + extra_len + comment_len;

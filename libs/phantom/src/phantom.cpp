@@ -9,6 +9,7 @@
 #include <tbb/parallel_for.h>
 
 #include "emt/common/atomic_file.hpp"
+#include "emt/common/cli.hpp"
 #include "emt/common/error.hpp"
 #include "emt/common/random.hpp"
 #include "emt/emio/volume_writer.hpp"
@@ -238,6 +239,8 @@ cv::Mat Phantom::render_float(std::int64_t z) const {
                        (static_cast<double>(gy) + 0.5 + 0.25 * jy + 0.2 * std::sin(w1 * zf + p1)) * S);
   };
   tbb::parallel_for(0, H, [&](int row) {
+    // A signal cuts a (large, slow) slice short; write_phantom discards it.
+    if (interrupt_requested()) return;
     float* out = img.ptr<float>(row);
     const double wy = row - drift.y;
     for (int col = 0; col < W; ++col) {
@@ -434,6 +437,7 @@ void write_phantom(const Phantom& phantom, const std::string& out_path, OutputFo
     const std::int64_t n = std::min(batch, o.depth - z0);
     std::vector<cv::Mat> slices(static_cast<std::size_t>(n));
     tbb::parallel_for(std::int64_t{0}, n, [&](std::int64_t i) { slices[static_cast<std::size_t>(i)] = phantom.render(z0 + i, bits); });
+    throw_if_interrupted(out_path);  // the batch may be cut short: never write it
     for (std::int64_t i = 0; i < n; ++i) {
       writer->write_slice(z0 + i, slices[static_cast<std::size_t>(i)]);
       if (on_slice) on_slice();

@@ -14,8 +14,8 @@ namespace emt {
 
 /// Throws Error(kDataLoss) naming `path` (and the member) when the file is
 /// not a well-formed ZIP archive or a member's bytes do not match its CRC-32;
-/// kNotFound when it does not exist. Members must be stored (LibTorch
-/// writes them uncompressed); a compressed member is reported as unsupported.
+/// kNotFound when it does not exist. Members are stored (the tensors) or
+/// deflated (LibTorch's small code files); other methods are refused.
 void verify_zip_archive(const std::filesystem::path& path);
 
 }  // namespace emt
