@@ -9,12 +9,12 @@
 # (those inside libhdf5, LibTorch or OpenCV are listed as third-party). Copy a
 # finding into fuzz/corpus/NAME/ once fixed: the fuzz_corpus.NAME ctest replays it.
 # Usage: scripts/fuzz.sh [SECONDS per target, default 60] [TARGET...]
-#        targets: spec ssan_config run_json manifest split_file image_stack hdf5_source shard checkpoint
+#        targets: spec ssan_config run_json manifest split_file image_stack hdf5_source shard zip_archive checkpoint
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
-all=(spec ssan_config run_json manifest split_file image_stack hdf5_source shard checkpoint)
+all=(spec ssan_config run_json manifest split_file image_stack hdf5_source shard zip_archive checkpoint)
 targets=("$@")
 ((${#targets[@]})) || targets=("${all[@]}")
 
