@@ -44,7 +44,13 @@ int main(int argc, char** argv) {
             ("init-from", po::value<std::string>(), "start from these weights (fine-tuning): an ssan-train checkpoint or a state dict MODEL.pth from Python or ssan-export "
              "(same architecture as --config; without --config, the checkpoint's config or MODEL.json)")
             ("seed", po::value<std::uint64_t>()->default_value(0), "seed for initialisation, order and augmentation")
-            ("val-samples", po::value<int>()->default_value(16), "validation triplets per epoch (0 = all)");
+            ("val-samples", po::value<int>()->default_value(16), "validation triplets per epoch (0 = all)")
+            ("device", po::value<std::string>()->default_value("auto"),
+             "cpu, cuda, cuda:N or auto (CUDA when this LibTorch has it and a GPU is visible, else CPU; each rank takes GPU LOCAL_RANK)")
+            ("amp", po::value<std::string>()->default_value("none"), "mixed precision: none, or bf16 (CUDA only)")
+            ("rendezvous", po::value<std::string>(),
+             "data parallel: file:///shared/PATH or tcp://HOST:PORT where the ranks meet, when the launcher sets no MASTER_ADDR (mpirun)")
+            ("dist-timeout", po::value<double>()->default_value(120), "data parallel: seconds a rank may stay silent in a collective before the run stops");
         if (!cli.parse()) return 0;
         torch::set_num_threads(cli.common().threads);
         if (cli.has("resume")) {
@@ -97,6 +103,11 @@ int main(int argc, char** argv) {
         o.seed = option("seed", "seed", std::uint64_t{0});
         o.val_samples = option("val-samples", "val_samples", 0);
         o.quiet = cli.common().quiet;
+        o.device = cli.get<std::string>("device");
+        o.amp = cli.get<std::string>("amp");
+        if (cli.has("rendezvous")) o.rendezvous = cli.get<std::string>("rendezvous");
+        o.dist_timeout_s = cli.get<double>("dist-timeout");
+        if (!(o.dist_timeout_s > 0)) throw emt::Error(emt::ErrorKind::kInvalidArgument, "--dist-timeout must be > 0");
         emt::ssan::SsanConfig config;
         if (!cli.common().config_path.empty()) {
           config = emt::ssan::load_config(cli.common().config_path);

@@ -59,12 +59,14 @@ std::vector<std::int64_t> epoch_order(std::int64_t n, std::uint64_t seed, std::i
 }
 
 BatchLoader::BatchLoader(const TripletDataset& data, int batch, Augmentation aug, std::uint64_t seed, bool shuffle, int prefetch,
-                         std::int64_t start_epoch, std::int64_t start_position)
-    : data_(data), batch_(batch), aug_(aug), seed_(seed), shuffle_(shuffle), prefetch_(static_cast<std::size_t>(std::max(1, prefetch))),
+                         std::int64_t start_epoch, std::int64_t start_position, int rank, int world)
+    : data_(data), batch_(batch), rank_(rank), world_(world), aug_(aug), seed_(seed), shuffle_(shuffle), prefetch_(static_cast<std::size_t>(std::max(1, prefetch))),
       epoch_(start_epoch), position_(start_position) {
   if (batch < 1) throw Error(ErrorKind::kInvalidArgument, "batch size must be at least 1");
-  if (data.size() < batch) {
-    throw Error(ErrorKind::kInvalidData, "fewer triplets (" + std::to_string(data.size()) + ") than one batch (" + std::to_string(batch) + ")");
+  if (world < 1 || rank < 0 || rank >= world) throw Error(ErrorKind::kInvalidArgument, "loader rank outside the world");
+  if (data.size() < std::int64_t{batch} * world) {
+    throw Error(ErrorKind::kInvalidData, "fewer triplets (" + std::to_string(data.size()) + ") than one batch (" + std::to_string(std::int64_t{batch} * world) +
+                                             (world > 1 ? " over all ranks" : "") + ")");
   }
   worker_ = std::thread([this] { produce(); });
 }
@@ -84,7 +86,7 @@ Batch BatchLoader::make(std::int64_t epoch, std::int64_t position) const {
   const int crop = (aug_.crop > 0 && aug_.crop < t) ? aug_.crop : t;
   std::vector<torch::Tensor> outer, gt;
   for (int k = 0; k < batch_; ++k) {
-    const std::int64_t pos = position + k;
+    const std::int64_t pos = position + std::int64_t{rank_} * batch_ + k;
     std::mt19937_64 rng(splitmix64(seed_ ^ splitmix64(static_cast<std::uint64_t>(epoch) * 1000003ULL + static_cast<std::uint64_t>(pos))));
     const std::int64_t sample = order[static_cast<std::size_t>(pos)];
     torch::Tensor s = data_.read(sample).to(torch::kFloat32).div_(255.0);
@@ -126,12 +128,13 @@ void BatchLoader::produce() {
         cv_.wait(lock, [&] { return stop_ || queue_.size() < prefetch_; });
         if (stop_) return;
       }
-      if (position_ + batch_ > data_.size()) {
+      const std::int64_t global = std::int64_t{batch_} * world_;
+      if (position_ + global > data_.size()) {
         ++epoch_;
         position_ = 0;
       }
       Batch b = make(epoch_, position_);
-      position_ += batch_;
+      position_ += global;
       std::lock_guard lock(mutex_);
       queue_.push_back(std::move(b));
       cv_.notify_all();

@@ -27,6 +27,7 @@
 #include "emt/common/zip_check.hpp"
 #include "emt/emio/volume_writer.hpp"
 #include "emt/ssan/dataset.hpp"
+#include "emt/ssan/distributed.hpp"
 #include "emt/ssan/interop.hpp"
 #include "emt/ssan/losses.hpp"
 #include "emt/ssan/metrics.hpp"
@@ -61,7 +62,7 @@ json TrainSummary::to_json() const {
 namespace {
 
 cv::Mat to_mat(const torch::Tensor& t) {  // [H, W] float in [0, 1] -> CV_32F on 0-255
-  const torch::Tensor c = (t.detach().clamp(0, 1) * 255.0).contiguous().to(torch::kFloat32);
+  const torch::Tensor c = (t.detach().clamp(0, 1) * 255.0).to(torch::kCPU, torch::kFloat32).contiguous();
   return cv::Mat(static_cast<int>(c.size(0)), static_cast<int>(c.size(1)), CV_32F, c.data_ptr<float>()).clone();
 }
 
@@ -232,29 +233,36 @@ struct Validation {
   std::vector<cv::Mat> montage_rows;
 };
 
-Validation validate(Ssan& model, const TripletDataset& data, int max_samples, int montage_samples) {
+// Data parallel: each rank scores every world-th sample, the sums are
+// reduced; rank 0 alone also draws the montage rows.
+Validation validate(Ssan& model, const TripletDataset& data, int max_samples, int montage_samples, Distributed& dist, const torch::Device& device) {
   torch::NoGradGuard no_grad;
   model->eval();
   Validation v;
   const std::int64_t n = max_samples > 0 ? std::min<std::int64_t>(data.size(), max_samples) : data.size();
   for (std::int64_t k = 0; k < n; ++k) {
+    const bool mine = k % dist.world() == dist.rank(), montage = dist.is_main() && k < montage_samples;
+    if (!mine && !montage) continue;
     const std::int64_t i = evenly_spaced(k, n, data.size());
-    const torch::Tensor s = data.read(i).to(torch::kFloat32).div_(255.0);
+    const torch::Tensor s = data.read(i).to(device).to(torch::kFloat32).div_(255.0);
     const torch::Tensor pred = model->forward(torch::stack({s[0], s[2]}).unsqueeze(0)).output[0][0];
     const cv::Mat p = to_mat(pred), g = to_mat(s[1]);
     const double sample_psnr = psnr(p, g);
-    v.psnr += sample_psnr;
-    v.ssim += ssim(p, g);
-    v.ie += interpolation_error(p, g);
-    if (k < montage_samples) {
+    if (mine) {
+      v.psnr += sample_psnr;
+      v.ssim += ssim(p, g);
+      v.ie += interpolation_error(p, g);
+    }
+    if (montage) {
       const auto& r = data.ref(i);
       v.montage_rows.push_back(triplets::captioned_row({to_u8(s[0]), to_u8(pred), to_u8(s[1]), to_u8(s[2]), error_image(p, g)},
                                                        data.tile_size(), fmt::format("{} z={} y={} x={}  PSNR {:.2f} dB", r.source, r.z, r.y, r.x, sample_psnr)));
     }
   }
-  v.psnr /= static_cast<double>(n);
-  v.ssim /= static_cast<double>(n);
-  v.ie /= static_cast<double>(n);
+  const std::vector<double> sums = dist.sum({v.psnr, v.ssim, v.ie});
+  v.psnr = sums[0] / static_cast<double>(n);
+  v.ssim = sums[1] / static_cast<double>(n);
+  v.ie = sums[2] / static_cast<double>(n);
   model->train();
   return v;
 }
@@ -293,15 +301,25 @@ constexpr double kDecayedShare = 0.4;
 
 }  // namespace
 
-TrainSummary train(const SsanConfig& config, const TrainOptions& o, const std::function<void(const std::string&)>& warn) {
+TrainSummary train(const SsanConfig& config, const TrainOptions& options, const std::function<void(const std::string&)>& warn_all) {
   const auto start = std::chrono::steady_clock::now();
+  // Data parallel (docs/scale.md): ranks other than 0 are quiet and keep
+  // their copies of the run files in a scratch directory of their own.
+  Distributed dist(rendezvous_from_environment(options.rendezvous), std::chrono::milliseconds(static_cast<std::int64_t>(options.dist_timeout_s * 1000)));
+  const RankScratch scratch(dist);
+  TrainOptions o = options;
+  if (!dist.is_main()) o.quiet = true;
+  const std::function<void(const std::string&)> warn = dist.is_main() ? warn_all : std::function<void(const std::string&)>();
+  const torch::Device device = resolve_device(o.device, dist.local_rank());
+  const Amp amp = parse_amp(o.amp, device);
   const BudgetTimer budget(o.budget_clock, torch::get_num_threads());
   if (o.fit_schedule && !(o.max_minutes > 0)) throw Error(ErrorKind::kInvalidArgument, "fitting the schedule to the time needs --max-minutes > 0");
   if (o.alignment == TrainAlignment::kBlind && o.crop <= 0) throw Error(ErrorKind::kInvalidArgument, "--train-alignment blind needs --crop smaller than the tiles");
   if (o.batch < 1 || o.crop < 8 || o.epochs < 0 || o.decay_epochs < 0 || !(o.lr > 0 && std::isfinite(o.lr))) {
     throw Error(ErrorKind::kInvalidArgument, "batch >= 1, crop >= 8, epochs >= 0 and lr > 0 required");
   }
-  const fs::path run(o.run_dir);
+  const fs::path run = dist.is_main() ? fs::path(o.run_dir) : scratch.path();
+  if (o.resume) check_world_size(fs::path(o.run_dir) / "run.json", dist.world());
   const TripletDataset train_data(o.data_dir, o.split);
   std::unique_ptr<TripletDataset> val_data;
   if (!o.val_split.empty()) val_data = std::make_unique<TripletDataset>(o.data_dir, o.val_split);
@@ -317,18 +335,22 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& o, const std::f
 
   torch::manual_seed(o.seed);
   Ssan model(config.model);
+  model->to(device);
   torch::optim::Adam optimizer(model->parameters(), torch::optim::AdamOptions(o.lr).betas({0.9, 0.999}));
   SsanLoss loss_fn(config.loss, warn);
+  loss_fn.to(device);
   Checkpoint state;
   if (o.resume) {
-    state = load_checkpoint(run / "last.pt", model, &optimizer);
+    state = load_checkpoint(fs::path(o.run_dir) / "last.pt", model, &optimizer);  // every rank: rank 0's checkpoint
   } else if (!o.init_from.empty()) {
     // Fine-tuning: weights only (a checkpoint or a state dict from Python);
     // optimizer, schedule and data order start afresh.
     init_weights_from(model, o.init_from);
   }
+  dist.broadcast(model->parameters());  // DDP: every rank starts from rank 0's weights
+  const std::int64_t global_batch = std::int64_t{o.batch} * dist.world();
 
-  const std::int64_t per_epoch = std::max<std::int64_t>(1, train_data.size() / o.batch);
+  const std::int64_t per_epoch = std::max<std::int64_t>(1, train_data.size() / global_batch);
   std::int64_t total = o.fit_schedule ? std::numeric_limits<std::int64_t>::max() : (o.epochs + o.decay_epochs) * per_epoch;
   if (o.fit_schedule && state.planned_steps >= 0) total = state.planned_steps;
   if (o.max_steps >= 0) total = std::min(total, o.max_steps);
@@ -338,7 +360,7 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& o, const std::f
   if (aug.blind_alignment && o.crop >= train_data.tile_size()) {
     throw Error(ErrorKind::kInvalidArgument, fmt::format("--train-alignment blind needs --crop smaller than the tiles ({})", train_data.tile_size()));
   }
-  BatchLoader loader(train_data, o.batch, aug, o.seed, /*shuffle=*/true, 4, state.epoch, state.position);
+  BatchLoader loader(train_data, o.batch, aug, o.seed, /*shuffle=*/true, 4, state.epoch, state.position, dist.rank(), dist.world());
 
   // Logs: keep rows up to the checkpoint's step when resuming.
   std::vector<std::pair<std::int64_t, double>> curve;
@@ -369,7 +391,8 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& o, const std::f
                                             {"batch", o.batch}, {"crop", o.crop}, {"lr", o.lr}, {"epochs", o.epochs},
                                             {"decay_epochs", o.decay_epochs}, {"warmup_steps", o.warmup_steps}, {"threads", torch::get_num_threads()},
                                             {"fit_schedule", o.fit_schedule}, {"max_minutes", o.max_minutes}, {"budget_clock", to_string(o.budget_clock)},
-                                            {"train_alignment", to_string(o.alignment)}, {"init_from", o.init_from}}
+                                            {"train_alignment", to_string(o.alignment)}, {"init_from", o.init_from},
+                                            {"device", device.str()}, {"amp", to_string(amp)}, {"world_size", dist.world()}, {"launcher", dist.rendezvous().launcher}}
                                            .dump(2) + "\n");
 
   TrainSummary summary;
@@ -391,8 +414,10 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& o, const std::f
   const std::int64_t first_step = step;
   double next_snapshot = o.snapshot_minutes;
   std::optional<double> calibration_start;
+  double shared_minutes = 0;
   while (step < total) {
-    const double minutes = budget.minutes();
+    // DDP: rank 0's clock, shared at the last step, so every rank stops and fits the schedule alike.
+    const double minutes = dist.active() ? shared_minutes : budget.minutes();
     if (o.max_minutes > 0 && minutes >= o.max_minutes) break;
     if (o.fit_schedule && state.planned_steps < 0) {
       // Time the calibration steps, then fix the schedule's length for the rest of the budget.
@@ -420,10 +445,24 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& o, const std::f
     const double lr = learning_rate(o, epoch, step, o.fit_schedule ? (state.decay_step >= 0 ? state.decay_step : std::numeric_limits<std::int64_t>::max()) : -1);
     for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
     optimizer.zero_grad();
-    const SsanOutput out = model->forward(batch.outer);
-    const LossTerms terms = loss_fn(out.output, batch.gt, batch.outer);
-    const double loss = terms.total.item<double>();
-    if (!std::isfinite(loss)) {
+    const torch::Tensor outer = batch.outer.to(device), gt = batch.gt.to(device);
+    std::optional<AutocastScope> autocast(std::in_place, amp);  // forward and loss only
+    const SsanOutput out = model->forward(outer);
+    const LossTerms terms = loss_fn(out.output, gt, outer);
+    autocast.reset();
+    double loss = terms.total.item<double>();
+    bool bad = !std::isfinite(loss), stop = false;
+    if (dist.active()) {
+      // Gradients averaged; the stop and skip decisions, the loss and rank 0's clock ride in the last bucket.
+      terms.total.backward();
+      const auto synced = dist.average_gradients(model->parameters(), {interrupt_requested() ? 1.0 : 0.0, bad ? 1.0 : 0.0, bad ? 0.0 : loss,
+                                                                       dist.is_main() ? budget.minutes() : 0.0});
+      stop = synced[0] > 0;
+      bad = synced[1] > 0;
+      loss = synced[2] / dist.world();
+      shared_minutes = synced[3];
+    }
+    if (bad) {
       ++summary.skipped_nonfinite;
       if (warn) warn(fmt::format("non-finite loss at step {} (epoch {}, position {}): batch skipped", step, epoch, batch.position));
       if (++consecutive_bad >= o.max_nonfinite) {
@@ -433,10 +472,10 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& o, const std::f
       continue;
     }
     consecutive_bad = 0;
-    terms.total.backward();
+    if (!dist.active()) terms.total.backward();
     optimizer.step();
     ++step;
-    samples += o.batch;
+    samples += global_batch;
     if (summary.first_loss == 0) summary.first_loss = loss;
     summary.last_loss = loss;
     curve.emplace_back(step, loss);
@@ -448,19 +487,19 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& o, const std::f
     progress.set_status(fmt::format("loss {:.4g}, {:.2f} samples/s", loss, rate));
     progress.tick();
 
-    const std::int64_t next_position = batch.position + o.batch;
-    const bool epoch_end = next_position + o.batch > train_data.size();
+    const std::int64_t next_position = batch.position + global_batch;
+    const bool epoch_end = next_position + global_batch > train_data.size();
     const std::int64_t next_epoch = epoch_end ? epoch + 1 : epoch, resume_position = epoch_end ? 0 : next_position;
     resume_epoch = next_epoch;
     resume_position_after = resume_position;
-    if (interrupt_requested()) {
+    if (dist.active() ? stop : interrupt_requested()) {  // DDP: all ranks at the same step; rank 0's checkpoint is the run's
       checkpoint_now(next_epoch, resume_position);
       throw Error(ErrorKind::kAborted, fmt::format("interrupted at step {}; checkpoint saved, --resume continues", step), (run / "last.pt").string());
     }
     if (epoch_end || step == total) {
       bool improved = false;
       if (val_data) {
-        Validation v = validate(model, *val_data, o.val_samples, o.montage_samples);
+        Validation v = validate(model, *val_data, o.val_samples, o.montage_samples, dist, device);
         summary.last_validation = json{{"step", step}, {"epoch", epoch}, {"psnr", v.psnr}, {"ssim", v.ssim}, {"ie", v.ie}};
         std::ofstream(run / "val.csv", std::ios::app) << fmt::format("{},{},{:.6f},{:.6f},{:.6f}\n", step, epoch, v.psnr, v.ssim, v.ie);
         if (!v.montage_rows.empty()) {

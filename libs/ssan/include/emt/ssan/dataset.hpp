@@ -64,13 +64,16 @@ struct Batch {
 
 /// Batches in epoch order with augmentation, prepared `prefetch` ahead on a
 /// background thread. Drops the last incomplete batch of an epoch.
+/// Data parallel (`world` > 1): a step takes `batch` x `world` consecutive
+/// samples of the order (the global batch) and this loader yields share
+/// `rank` of them; Batch::position is the global batch's.
 class BatchLoader {
  public:
   BatchLoader(const TripletDataset& data, int batch, Augmentation aug, std::uint64_t seed, bool shuffle, int prefetch = 4,
-              std::int64_t start_epoch = 0, std::int64_t start_position = 0);
+              std::int64_t start_epoch = 0, std::int64_t start_position = 0, int rank = 0, int world = 1);
   ~BatchLoader();
   [[nodiscard]] Batch next();
-  [[nodiscard]] std::int64_t batches_per_epoch() const { return data_.size() / batch_; }
+  [[nodiscard]] std::int64_t batches_per_epoch() const { return data_.size() / (std::int64_t{batch_} * world_); }
   /// Seconds the consumer spent waiting for data since construction.
   [[nodiscard]] double wait_seconds() const { return wait_seconds_; }
 
@@ -78,7 +81,7 @@ class BatchLoader {
   void produce();
   [[nodiscard]] Batch make(std::int64_t epoch, std::int64_t position) const;
   const TripletDataset& data_;
-  int batch_;
+  int batch_, rank_, world_;
   Augmentation aug_;
   std::uint64_t seed_;
   bool shuffle_;

@@ -53,6 +53,12 @@ struct TrainOptions {
   int montage_samples = 3;
   bool quiet = false;
   int max_nonfinite = 10;         ///< consecutive non-finite losses that stop the run
+  std::string device = "auto";    ///< cpu, cuda, cuda:N, auto (resolve_device)
+  std::string amp = "none";       ///< none or bf16 (CUDA only)
+  /// Data parallel: file:///PATH or tcp://HOST:PORT when the launcher's
+  /// variables give no MASTER_ADDR (distributed.hpp); empty: from the environment.
+  std::string rendezvous;
+  double dist_timeout_s = 120;    ///< a rank silent this long in a collective stops the run
 };
 
 struct TrainSummary {
