@@ -99,13 +99,9 @@ class ChunkedWriter : public VolumeWriter {
   const int bits_;
   const ChunkedWriteOptions o_;
   const codec::EncodeOptions enc_;
-
- private:
   std::vector<bool> written_;
   StagedDirectory stage_;
-
- protected:
-  const fs::path temp_;  ///< where files go until commit()
+  const fs::path temp_;  ///< stage_.path(): where files go until commit()
 
  private:
   struct Layer {

@@ -164,8 +164,7 @@ std::unique_ptr<SliceSource> open_chunked(const std::string& dir, DirKind kind, 
   if (inner_kind == DirKind::kZarrArray) return open_zarr_array(dir, options, inner);
   if (inner_kind == DirKind::kN5Dataset) return open_n5_dataset(dir, options, inner);
   if (inner_kind == DirKind::kOmeZarr || inner_kind == DirKind::kPrecomputed) {
-    auto src = open_chunked(inner_dir.string(), inner_kind, {}, false, options);
-    return src;
+    return open_chunked(inner_dir.string(), inner_kind, {}, false, options);
   }
   throw Error(ErrorKind::kNotFound,
               "no array '" + inner + "' in this " + (kind == DirKind::kZarrGroup ? "Zarr" : "N5") +
