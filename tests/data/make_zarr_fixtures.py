@@ -3,7 +3,14 @@
 
 The fixtures are written by the reference implementations, not by emtriplet:
 Debian's python3-zarr 2.13 (Zarr v2 arrays, an OME-Zarr 0.4 group, and N5
-through zarr.n5.N5Store) with python3-numcodecs for every codec. Neuroglancer
+through zarr.n5.N5Store) with python3-numcodecs for every codec. Zarr v3 (and OME-Zarr 0.5 on it) has no writer in Debian
+either (python3-zarr 2.13 only knows a pre-release draft), so v3 arrays are
+written here by hand after the Zarr v3.0 core specification
+(zarr-specs.readthedocs.io, "Zarr core specification version 3.0": zarr.json,
+chunk_grid regular, chunk_key_encoding default "c/0/0/0" and v2 "0.0.0",
+codecs transpose / bytes / gzip / zstd / blosc), with numcodecs compressing
+the chunk payloads; OME-Zarr 0.5 after ngff.openmicroscopy.org/0.5 (the
+"ome" key of the group's attributes). Neuroglancer
 precomputed volumes have no writer in Debian; they are written here by hand,
 following neuroglancer's own description of the format,
 src/datasource/precomputed/volume.md in github.com/google/neuroglancer
@@ -31,8 +38,14 @@ import shutil
 import sys
 import warnings
 
+import time
+
 import numpy as np
 import zarr
+
+# gzip headers carry the time of writing; a fixed time makes regenerated
+# fixtures byte-identical to the committed ones.
+time.time = lambda: 0.0
 from numcodecs import GZip, LZMA, Blosc, Zlib, Zstd
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "chunked")
@@ -131,6 +144,69 @@ def ome_zarr(name):
     record(name + ":1", "ome-zarr", levels[1], [40.0, 8.0, 8.0], expect_name="ome_level1.bin")
 
 
+def zarr3_array(name, dtype, compressor=None, order="C", big_endian=False, keys=("default", "/"),
+                fill_value=0, drop_chunk=None, data=None, root=OUT, attributes=None, record_it=True):
+    """A Zarr v3 array written after the v3.0 core specification."""
+    data = volume(dtype) if data is None else data
+    path = os.path.join(root, name)
+    os.makedirs(path)
+    codecs = []
+    if order == "F":
+        codecs.append({"name": "transpose", "configuration": {"order": list(range(data.ndim))[::-1]}})
+    codecs.append({"name": "bytes", "configuration": {"endian": "big" if big_endian else "little"}})
+    if compressor is not None:
+        codecs.append(compressor[0])
+    meta = {"zarr_format": 3, "node_type": "array", "shape": list(data.shape), "data_type": np.dtype(dtype).name,
+            "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(CHUNKS[-data.ndim:])}},
+            "chunk_key_encoding": {"name": keys[0], "configuration": {"separator": keys[1]}},
+            "fill_value": fill_value, "codecs": codecs, "attributes": attributes or {"resolution": RES}}
+    with open(os.path.join(path, "zarr.json"), "w") as f:
+        json.dump(meta, f, indent=1)
+    grid = [(n + c - 1) // c for n, c in zip(data.shape, CHUNKS[-data.ndim:])]
+    want = data.copy()
+    for idx in np.ndindex(*grid):
+        block = np.full(CHUNKS[-data.ndim:], fill_value, dtype=data.dtype)  # edge chunks padded with the fill value
+        src = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(idx, CHUNKS[-data.ndim:], data.shape))
+        block[tuple(slice(0, sl.stop - sl.start) for sl in src)] = data[src]
+        if drop_chunk is not None and tuple(idx) == tuple(drop_chunk):
+            want[src] = fill_value
+            continue
+        if order == "F":
+            block = block.transpose()
+        raw = np.ascontiguousarray(block).astype(block.dtype.newbyteorder(">" if big_endian else "<")).tobytes()
+        payload = compressor[1].encode(raw) if compressor is not None else raw
+        key = keys[1].join(str(i) for i in idx)
+        if keys[0] == "default":
+            key = "c" + keys[1] + key
+        out = os.path.join(path, *key.split("/"))
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        with open(out, "wb") as f:
+            f.write(bytes(payload))
+    if record_it:
+        record(name, "zarr", want, RES, expect_name=None if drop_chunk is None else name + ".expected.bin")
+
+
+def ome_zarr_05(name):
+    """OME-Zarr 0.5: a Zarr v3 group whose attributes hold "ome" {version, multiscales}."""
+    data = volume(np.uint8)
+    root = os.path.join(OUT, name)
+    os.makedirs(root)
+    levels = [data, data[:, ::2, ::2]]
+    datasets = []
+    for i, level in enumerate(levels):
+        zarr3_array(str(i), np.uint8, (GZIP3, GZip(level=5)), data=level, root=root, attributes={}, record_it=False)
+        datasets.append({"path": str(i), "coordinateTransformations": [{"type": "scale", "scale": [40.0, 4.0 * 2 ** i, 4.0 * 2 ** i]}]})
+    group = {"zarr_format": 3, "node_type": "group", "attributes": {"ome": {"version": "0.5", "multiscales": [{
+        "name": name, "axes": [{"name": a, "type": "space", "unit": "nanometer"} for a in "zyx"], "datasets": datasets}]}}}
+    with open(os.path.join(root, "zarr.json"), "w") as f:
+        json.dump(group, f, indent=1)
+    record(name, "ome-zarr", levels[0], RES)
+    record(name + ":1", "ome-zarr", levels[1], [40.0, 8.0, 8.0], expect_name="ome_level1.bin")
+
+
+GZIP3 = {"name": "gzip", "configuration": {"level": 5}}
+
+
 def precomputed(name, dtype, encoding, gzip_chunks=False, scales=1):
     import cv2
     import gzip as gz
@@ -206,6 +282,15 @@ def main():
     n5_dataset("vol.n5", "blosc_u16", np.uint16, Blosc(cname="lz4", clevel=5, shuffle=Blosc.SHUFFLE))
     n5_dataset("vol.n5", "xz_u8", np.uint8, LZMA(preset=1))
     ome_zarr("ome.zarr")
+    # Zarr v3 (by hand after the v3.0 core spec; payloads compressed by numcodecs).
+    zarr3_array("v3_gzip_u16le.zarr", np.uint16, (GZIP3, GZip(level=5)))
+    zarr3_array("v3_zstd_u16be_F_dotkeys.zarr", np.uint16, ({"name": "zstd", "configuration": {"level": 3, "checksum": False}}, Zstd(level=3)),
+                order="F", big_endian=True, keys=("default", "."))
+    zarr3_array("v3_blosc_bitshuffle_u8_v2keys.zarr", np.uint8,
+                ({"name": "blosc", "configuration": {"cname": "lz4", "clevel": 5, "shuffle": "bitshuffle", "typesize": 1, "blocksize": 0}},
+                 Blosc(cname="lz4", clevel=5, shuffle=Blosc.BITSHUFFLE)), keys=("v2", "."))
+    zarr3_array("v3_raw_missing_u8.zarr", np.uint8, None, fill_value=5, drop_chunk=(1, 0, 1))
+    ome_zarr_05("ome05.zarr")
     precomputed("pc_raw_u8", np.uint8, "raw", scales=2)
     precomputed("pc_gzip_u16", np.uint16, "raw", gzip_chunks=True)
     precomputed("pc_jpeg_u8", np.uint8, "jpeg")

@@ -107,7 +107,8 @@ TEST(Fixtures, CoverEveryCodecKindAndDtype) {
                         "blosc_lz4_byteshuffle_u16le.zarr", "blosc_lz4hc_noshuffle_u8.zarr", "blosc_zstd_bitshuffle_u16be.zarr",
                         "blosc_zlib_byteshuffle_u8_slash.zarr", "fill_missing_u16le.zarr", "vol.n5:raw_u8", "vol.n5:gzip_u16",
                         "vol.n5:zstd_u16", "vol.n5:blosc_u16", "vol.n5:xz_u8", "ome.zarr", "ome.zarr:1", "pc_raw_u8:1",
-                        "pc_gzip_u16", "pc_jpeg_u8"}) {
+                        "pc_gzip_u16", "pc_jpeg_u8", "v3_gzip_u16le.zarr", "v3_zstd_u16be_F_dotkeys.zarr",
+                        "v3_blosc_bitshuffle_u8_v2keys.zarr", "v3_raw_missing_u8.zarr", "ome05.zarr", "ome05.zarr:1"}) {
     EXPECT_TRUE(paths.count(p)) << p;
   }
 }
@@ -215,6 +216,13 @@ TEST(ChunkedErrors, UnsupportedDtypeAndCodec) {
   expect_error([&] { (void)open_source(n5.string() + ":gzip_u16"); }, ErrorKind::kInvalidData, {"bzip2", "attributes.json"});
   edit_json(n5 / "raw_u8" / "attributes.json", [](auto& j) { j["dataType"] = "float32"; });
   expect_error([&] { (void)open_source((n5 / "raw_u8").string()); }, ErrorKind::kInvalidData, {"float32", "attributes.json"});
+  const auto v3 = copy_fixture(dir, "v3_gzip_u16le.zarr");
+  edit_json(v3 / "zarr.json", [](auto& j) { j["codecs"] = {{{"name", "sharding_indexed"}}}; });
+  expect_error([&] { (void)open_source(v3.string()); }, ErrorKind::kInvalidData, {"sharding_indexed", "zarr.json"});
+  edit_json(v3 / "zarr.json", [](auto& j) { j["codecs"] = {{{"name", "bytes"}}, {{"name", "crc32c"}}}; });
+  expect_error([&] { (void)open_source(v3.string()); }, ErrorKind::kInvalidData, {"crc32c", "zarr.json"});
+  edit_json(v3 / "zarr.json", [](auto& j) { j["data_type"] = "int16"; });
+  expect_error([&] { (void)open_source(v3.string()); }, ErrorKind::kInvalidData, {"int16", "zarr.json"});
   const auto pc = copy_fixture(dir, "pc_raw_u8");
   edit_json(pc / "info", [](auto& j) { j["scales"][0]["encoding"] = "compressed_segmentation"; });
   expect_error([&] { (void)open_source(pc.string()); }, ErrorKind::kInvalidData, {"compressed_segmentation", "info"});
