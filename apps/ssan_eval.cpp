@@ -6,6 +6,7 @@
 #include "emt/common/cli.hpp"
 #include "emt/common/error.hpp"
 #include "emt/common/text.hpp"
+#include "emt/ssan/distributed.hpp"
 #include "emt/ssan/trainer.hpp"
 
 int main(int argc, char** argv) {
@@ -15,7 +16,7 @@ int main(int argc, char** argv) {
       [&](emt::Cli& cli) {
         namespace po = emt::po;
         cli.options().add_options()
-            ("checkpoint", po::value<std::string>(), "SSAN checkpoint (RUN/best.pt or RUN/last.pt)")
+            ("checkpoint", po::value<std::string>(), "SSAN checkpoint (RUN/best.pt or RUN/last.pt) or state dict (MODEL.pth + MODEL.json, ssan-export or Python)")
             ("baselines-only", po::bool_switch(), "evaluate only linear, flow and blur (no checkpoint needed)")
             ("data", po::value<std::string>(), "triplet-build output directory")
             ("split", po::value<std::string>(), "split to evaluate (DIR/splits/NAME.txt); default: every triplet")
@@ -24,7 +25,8 @@ int main(int argc, char** argv) {
             ("blur-sigma", po::value<std::string>()->default_value("best"),
              "sigma of the 'blur' reference row (linear mean, smoothed); 'best': the sigma with the best mean PSNR on the evaluated triplets")
             ("max-samples", po::value<std::int64_t>()->default_value(0), "evaluate at most this many triplets, evenly spaced (0 = all)")
-            ("force", po::bool_switch(), "--out may be an existing non-empty directory (only the eval files are replaced)");
+            ("force", po::bool_switch(), "--out may be an existing non-empty directory (only the eval files are replaced)")
+            ("device", po::value<std::string>()->default_value("auto"), "cpu, cuda, cuda:N or auto (CUDA when this LibTorch has it and a GPU is visible)");
         if (!cli.parse()) return 0;
         torch::set_num_threads(cli.common().threads);
         cli.require("data");
@@ -44,6 +46,8 @@ int main(int argc, char** argv) {
         o.max_samples = cli.get<std::int64_t>("max-samples");
         if (o.max_samples < 0) throw emt::Error(emt::ErrorKind::kInvalidArgument, "--max-samples must be >= 0");
         o.force = cli.get<bool>("force");
+        o.device = cli.get<std::string>("device");
+        (void)emt::ssan::resolve_device(o.device);  // a usage error now, not after reading the data
         o.montage_rows = cli.get<int>("montage-rows");
         if (o.montage_rows < 0) throw emt::Error(emt::ErrorKind::kInvalidArgument, "--montage-rows must be >= 0");
         const auto result = emt::ssan::evaluate(o);

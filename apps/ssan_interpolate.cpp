@@ -6,6 +6,7 @@
 #include "emt/common/cli.hpp"
 #include "emt/common/error.hpp"
 #include "emt/common/text.hpp"
+#include "emt/ssan/distributed.hpp"
 #include "emt/ssan/interpolate.hpp"
 #include "emt/triplets/spec.hpp"
 
@@ -16,7 +17,7 @@ int main(int argc, char** argv) {
       [&](emt::Cli& cli) {
         namespace po = emt::po;
         cli.options().add_options()
-            ("checkpoint", po::value<std::string>(), "SSAN checkpoint (RUN/best.pt); needed by --method ssan")
+            ("checkpoint", po::value<std::string>(), "SSAN checkpoint (RUN/best.pt) or state dict (MODEL.pth + MODEL.json, ssan-export or Python); needed by --method ssan")
             ("method", po::value<std::string>()->default_value("ssan"),
              "ssan (the model), or a model-free baseline through the same alignment: linear (mean of the neighbours), flow (Farneback, half way)")
             ("input", po::value<std::string>(), "HDF5 FILE[:dataset], image directory, glob or multipage TIFF")
@@ -29,7 +30,8 @@ int main(int argc, char** argv) {
             ("overlap", po::value<int>()->default_value(32), "tile overlap, blended with linear ramps")
             ("search-radius", po::value<int>()->default_value(32), "alignment search radius between the neighbours, px")
             ("detect-fraction", po::value<double>()->default_value(0.25), "--detect-defects flags a slice when this share of its tiles is anomalous")
-            ("spec", po::value<std::string>(), "data spec whose [filters] thresholds --detect-defects uses (e.g. data_specs/isbi2012.ini)");
+            ("spec", po::value<std::string>(), "data spec whose [filters] thresholds --detect-defects uses (e.g. data_specs/isbi2012.ini)")
+            ("device", po::value<std::string>()->default_value("auto"), "cpu, cuda, cuda:N or auto (CUDA when this LibTorch has it and a GPU is visible)");
         if (!cli.parse()) return 0;
         torch::set_num_threads(cli.common().threads);
         emt::ssan::InterpolateOptions o;
@@ -58,6 +60,8 @@ int main(int argc, char** argv) {
         o.detect_fraction = cli.get<double>("detect-fraction");
         if (auto spec = cli.get_optional<std::string>("spec")) o.filters = emt::triplets::load_spec(*spec).filters;
         o.quiet = cli.common().quiet;
+        o.device = cli.get<std::string>("device");
+        (void)emt::ssan::resolve_device(o.device);  // a usage error now, not after reading the data
         const auto report = emt::ssan::interpolate_volume(o, [&](const std::string& w) { cli.warn(w); });
         if (cli.common().json) {
           std::cout << report.dump() << std::endl;

@@ -46,15 +46,11 @@ int free_port() {
   return ntohs(a.sin_port);
 }
 
-/// One rank of ssan-train started with the launcher's variables; stderr to `err`.
-pid_t spawn_rank(const std::string& args, int rank, int world, int port, const fs::path& err) {
+/// ssan-train with `vars` added to the environment; stderr to `err`.
+pid_t spawn_train(const std::string& args, const std::vector<std::string>& vars, const fs::path& err) {
   std::vector<std::string> env;
   for (char** e = environ; *e; ++e) env.emplace_back(*e);
-  env.push_back("RANK=" + std::to_string(rank));
-  env.push_back("WORLD_SIZE=" + std::to_string(world));
-  env.push_back("LOCAL_RANK=" + std::to_string(rank));
-  env.push_back("MASTER_ADDR=127.0.0.1");
-  env.push_back("MASTER_PORT=" + std::to_string(port));
+  env.insert(env.end(), vars.begin(), vars.end());
   std::vector<char*> envp;
   for (auto& s : env) envp.push_back(s.data());
   envp.push_back(nullptr);
@@ -63,6 +59,13 @@ pid_t spawn_rank(const std::string& args, int rank, int world, int port, const f
   pid_t pid = -1;
   if (posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char* const*>(argv), envp.data()) != 0) return -1;
   return pid;
+}
+
+/// One rank started as torchrun starts it.
+pid_t spawn_rank(const std::string& args, int rank, int world, int port, const fs::path& err) {
+  return spawn_train(args, {"RANK=" + std::to_string(rank), "WORLD_SIZE=" + std::to_string(world), "LOCAL_RANK=" + std::to_string(rank),
+                            "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + std::to_string(port)},
+                     err);
 }
 
 /// Exit code (128 + N after signal N), or -1 when `pid` is still running after `limit` (it is then killed).
@@ -213,12 +216,38 @@ TEST_F(Distributed, SigintToOneRankStopsBothAtOneStepAndResumesOnTwo) {
   EXPECT_NE(one.err.find("started on 2 processes"), std::string::npos) << one.err;
 }
 
+TEST_F(Distributed, OpenMpiVariablesMeetThroughAFileStore) {
+  ScratchDir run;
+  const std::string a = args(run / "r", 3) + " --max-steps 2 --rendezvous file://" + (run / "rendezvous");
+  const pid_t r0 = spawn_train(a, {"OMPI_COMM_WORLD_RANK=0", "OMPI_COMM_WORLD_SIZE=2", "OMPI_COMM_WORLD_LOCAL_RANK=0"}, run.path() / "e0");
+  const pid_t r1 = spawn_train(a, {"OMPI_COMM_WORLD_RANK=1", "OMPI_COMM_WORLD_SIZE=2", "OMPI_COMM_WORLD_LOCAL_RANK=1"}, run.path() / "e1");
+  EXPECT_EQ(wait_for(r0, std::chrono::seconds(180)), 0) << read_file(run.path() / "e0");
+  EXPECT_EQ(wait_for(r1, std::chrono::seconds(60)), 0) << read_file(run.path() / "e1");
+  const auto meta = nlohmann::json::parse(read_file(run.path() / "r" / "run.json"));
+  EXPECT_EQ(meta.at("launcher").get<std::string>(), "openmpi");
+  EXPECT_EQ(meta.at("world_size").get<int>(), 2);
+  EXPECT_EQ(metric_rows(run.path() / "r"), 2u);
+  // Two processes and nowhere to meet: a usage error, not a hang.
+  const pid_t lone = spawn_train(args(run / "s", 3), {"OMPI_COMM_WORLD_RANK=0", "OMPI_COMM_WORLD_SIZE=2"}, run.path() / "e2");
+  EXPECT_EQ(wait_for(lone, std::chrono::seconds(60)), 2);
+  EXPECT_NE(read_file(run.path() / "e2").find("no rendezvous"), std::string::npos) << read_file(run.path() / "e2");
+}
+
 TEST(Device, CudaOnALibTorchWithoutItIsAUsageError) {
   if (torch::cuda::is_available()) GTEST_SKIP() << "this LibTorch has CUDA and a GPU: the refusal cannot happen here";
   const auto r = run_tool("ssan-train", "--config " + std::string(EMT_SOURCE_DIR) + "/data_specs/ssan_tiny.ini --data /nonexistent --out /tmp/x --device cuda");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("without CUDA"), std::string::npos) << r.err;
   EXPECT_EQ(count_lines(r.err), 1);
+  // ssan-eval and ssan-interpolate refuse it before reading anything.
+  const auto eval = run_tool("ssan-eval", "--checkpoint /nonexistent.pt --data /nonexistent --device cuda:0");
+  EXPECT_EQ(eval.exit_code, 2);
+  EXPECT_NE(eval.err.find("without CUDA"), std::string::npos) << eval.err;
+  const auto interp = run_tool("ssan-interpolate", "--checkpoint /nonexistent.pt --input /nonexistent.h5 --slices 1 --out /nonexistent.h5 --device cuda");
+  EXPECT_EQ(interp.exit_code, 2);
+  EXPECT_NE(interp.err.find("without CUDA"), std::string::npos) << interp.err;
+  const auto bad = run_tool("ssan-eval", "--baselines-only --data /nonexistent --device gpu");
+  EXPECT_EQ(bad.exit_code, 2);
   const auto amp = run_tool("ssan-train", "--config " + std::string(EMT_SOURCE_DIR) + "/data_specs/ssan_tiny.ini --data /nonexistent --out /tmp/x --device cpu --amp bf16");
   EXPECT_EQ(amp.exit_code, 2);
   EXPECT_NE(amp.err.find("--amp bf16 needs a CUDA device"), std::string::npos) << amp.err;

@@ -21,6 +21,8 @@
 #include "emt/emio/volume_writer.hpp"
 #include "emt/ssan/metrics.hpp"
 #include "emt/ssan/trainer.hpp"
+#include "emt/ssan/distributed.hpp"
+#include "emt/ssan/interop.hpp"
 #include "emt/triplets/align.hpp"
 #include "emt/triplets/filters.hpp"
 #include "emt/triplets/histogram.hpp"
@@ -123,6 +125,7 @@ cv::Mat predict_tiled(Ssan& model, const cv::Mat& a, const cv::Mat& b, int tile,
       ramp.at<float>(y, x) = r(y) * r(x);
     }
   torch::NoGradGuard no_grad;
+  const torch::Device device = model->parameters().front().device();
   for (int y : starts(h)) {
     for (int x : starts(w)) {
       throw_if_interrupted();
@@ -131,7 +134,7 @@ cv::Mat predict_tiled(Ssan& model, const cv::Mat& a, const cv::Mat& b, int tile,
       a(rect).convertTo(fa, CV_32F, 1.0 / 255);
       b(rect).convertTo(fb, CV_32F, 1.0 / 255);
       const auto in = torch::stack({torch::from_blob(fa.data, {t, t}, torch::kFloat32), torch::from_blob(fb.data, {t, t}, torch::kFloat32)}).unsqueeze(0);
-      const torch::Tensor out = model->forward(in).output[0][0].clamp(0, 1).mul(255).contiguous();
+      const torch::Tensor out = model->forward(in.to(device)).output[0][0].clamp(0, 1).mul(255).to(torch::kCPU).contiguous();
       const cv::Mat p(t, t, CV_32F, out.data_ptr<float>());
       acc(rect) += p.mul(ramp);
       weight(rect) += ramp;
@@ -177,7 +180,10 @@ json interpolate_volume(const InterpolateOptions& o, const std::function<void(co
     lock = std::make_unique<OutputLock>(o.output);
   }
   std::optional<Ssan> model;
-  if (o.method == FillMethod::kSsan) model = load_model(o.checkpoint);
+  if (o.method == FillMethod::kSsan) {
+    model = load_any_model(o.checkpoint).model;  // a checkpoint or a state dict with its JSON
+    (*model)->to(resolve_device(o.device));
+  }
   json report;
   report["input"] = o.input;
   report["method"] = to_string(o.method);

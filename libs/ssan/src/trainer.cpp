@@ -590,7 +590,10 @@ std::pair<double, json> best_blur_sigma(const TripletDataset& data, std::int64_t
 json evaluate(const EvalOptions& o) {
   const TripletDataset data(o.data_dir, o.split);
   std::unique_ptr<Ssan> model;
-  if (!o.checkpoint.empty()) model = std::make_unique<Ssan>(load_model(o.checkpoint));
+  if (!o.checkpoint.empty()) {
+    model = std::make_unique<Ssan>(load_any_model(o.checkpoint).model);  // a checkpoint or a state dict with its JSON
+    (*model)->to(resolve_device(o.device));
+  }
   std::vector<std::string> methods;
   if (model) methods.push_back("ssan");
   methods.insert(methods.end(), {"linear", "flow", "blur"});
@@ -622,7 +625,7 @@ json evaluate(const EvalOptions& o) {
       cv::Mat pred;
       if (m == "ssan") {
         const torch::Tensor in = torch::stack({from_mat(s0), from_mat(s2)}).unsqueeze(0).to(torch::kFloat32).div(255.0);
-        pred = to_mat((*model)->forward(in).output[0][0]);
+        pred = to_mat((*model)->forward(in.to((*model)->parameters().front().device())).output[0][0]);
       } else if (m == "linear") {
         pred = linear_baseline(s0, s2);
       } else if (m == "flow") {

@@ -44,6 +44,7 @@ struct InterpolateOptions {
   double detect_fraction = 0.25;   ///< flagged when this share of a slice's tiles is anomalous
   triplets::FilterOptions filters; ///< thresholds of the defect detection (a data spec's [filters])
   bool quiet = false;
+  std::string device = "auto";     ///< cpu, cuda, cuda:N, auto (distributed.hpp resolve_device)
 };
 
 /// Runs the job; returns the JSON report (also written to OUTPUT.report.json).

@@ -86,6 +86,7 @@ struct EvalOptions {
   std::int64_t max_samples = 0;  ///< 0 = all
   int montage_rows = 6;          ///< samples in out_dir/montage.png (0 = none)
   bool force = false;            ///< out_dir may be an existing non-empty directory (only the eval files are replaced)
+  std::string device = "auto";   ///< cpu, cuda, cuda:N, auto (distributed.hpp resolve_device)
 };
 
 /// PSNR / SSIM / IE / sharpness ratio per method: ssan (with a checkpoint),
