@@ -141,7 +141,9 @@ train = json.load(open(sys.argv[1]))
 base = json.load(open(sys.argv[2]))["methods"]
 out = {"dataset": sys.argv[3], "config": r["name"], "checkpoint": sys.argv[4], "budget_minutes": float(sys.argv[5]),
        "at_minutes": float(sys.argv[6]), "steps": int(sys.argv[7]), "clock": sys.argv[8], "threads": int(sys.argv[9]),
-       "samples_per_s": train["samples_per_s"], "train_seconds": train["seconds"], **{k: round(v, 4) for k, v in r["methods"]["ssan"].items() if k != "slices"},
+       # Throughput per budget second (the clock the budget counts); wall-clock rate as measured.
+       "samples_per_budget_s": round(int(sys.argv[7]) * 3 / max(1e-9, float(sys.argv[6]) * 60), 2),
+       "samples_per_wall_s": round(train["samples_per_s"], 2), "train_wall_seconds": round(train["seconds"], 1), **{k: round(v, 4) for k, v in r["methods"]["ssan"].items() if k != "slices"},
        "slices": r["methods"]["ssan"]["slices"],
        "baselines": {m: {k: round(v, 4) for k, v in s.items() if k != "slices"} for m, s in base.items()}}
 print(json.dumps(out))' "$run/train.json" "$work/baselines.json" "$dataset" "$label" "$minutes" "$at_minutes" "$steps" "$clock" "$threads" |

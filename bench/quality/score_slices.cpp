@@ -8,7 +8,8 @@
 // emt/ssan/metrics.hpp (the ones ssan-eval reports). With a `linear`
 // prediction it adds "blur": the linear slices smoothed by the Gaussian sigma
 // with the best mean PSNR on these very slices (a bound on what blurring alone
-// buys, chosen on the scored data, so it favours the baseline).
+// buys, chosen on the scored data, so it favours the baseline; the search
+// is ssan-eval's, emt::ssan::search_blur_sigma).
 #include <iostream>
 #include <map>
 #include <string>
@@ -84,24 +85,20 @@ int run(int argc, char** argv) {
     out["methods"][name] = s.to_json();
   }
   if (!linear_slices.empty()) {
-    const std::vector<double> grid{0.5, 0.75, 1, 1.25, 1.5, 2, 2.5, 3, 4, 5, 6, 8};
+    // The linear slices blurred: the search blurs the mean of its outer two, here both the linear slice.
+    const emt::ssan::BlurSearch blur = emt::ssan::search_blur_sigma(static_cast<std::int64_t>(slices.size()), [&](std::int64_t k) {
+      const cv::Mat& linear = linear_slices.at(std::to_string(slices[static_cast<std::size_t>(k)]));
+      return std::array<cv::Mat, 3>{linear, truths[static_cast<std::size_t>(k)], linear};
+    });
     Scores best;
-    double best_sigma = 0;
-    for (const double sigma : grid) {
-      Scores s;
-      std::size_t k = 0;
-      for (const auto z : slices) {
-        cv::Mat blurred;
-        cv::GaussianBlur(linear_slices.at(std::to_string(z)), blurred, cv::Size(0, 0), sigma);
-        s.add(blurred, truths[k++]);
-      }
-      if (best.n == 0 || s.psnr > best.psnr) {
-        best = s;
-        best_sigma = sigma;
-      }
+    for (std::size_t k = 0; k < slices.size(); ++k) {
+      cv::Mat blurred, q;
+      cv::GaussianBlur(linear_slices.at(std::to_string(slices[k])), blurred, cv::Size(0, 0), blur.best_sigma);
+      blurred.convertTo(q, CV_8U);
+      best.add(q, truths[k]);
     }
     out["methods"]["blur"] = best.to_json();
-    out["methods"]["blur"]["sigma"] = best_sigma;
+    out["methods"]["blur"]["sigma"] = blur.best_sigma;
   }
   std::cout << out.dump() << std::endl;
   return 0;

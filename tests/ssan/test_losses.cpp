@@ -36,6 +36,30 @@ TEST(GradientCharbonnier, IsTheCharbonnierOfFiniteDifferencesAndBlindToOffsets) 
   EXPECT_GT(gradient_charbonnier(a, b).item<double>(), 0.1);
 }
 
+TEST(TextureLoss, ChargesForMissingFineStructureNotForItsPlace) {
+  torch::manual_seed(8);
+  const auto noise = torch::rand({2, 1, 64, 64});
+  // The same texture shifted: equal energies but for the wrap-around seams,
+  // so almost no loss although every pixel differs.
+  const auto shifted = noise.roll({5, 7}, {2, 3});
+  const double moved = texture_loss(shifted, noise).item<double>();
+  EXPECT_LT(moved, 0.05);
+  EXPECT_GT((shifted - noise).abs().mean().item<double>(), 0.2);
+  // The texture smoothed away: a loss twenty times that, whatever the pixels say.
+  const auto flat = torch::avg_pool2d(noise, 3, 1, 1);
+  EXPECT_GT(texture_loss(flat, noise).item<double>(), 1.0);
+  EXPECT_GT(texture_loss(flat, noise).item<double>(), 20 * moved);
+  // Energies: a constant image has none; a ramp only along x.
+  const auto e = texture_energy(torch::full({1, 1, 8, 8}, 0.5));
+  EXPECT_EQ(e.sizes(), (std::vector<int64_t>{1, 6}));
+  EXPECT_NEAR(e.abs().max().item<double>(), 0.0, 1e-12);
+  const auto ramp = torch::arange(8, torch::kFloat32).view({1, 1, 1, 8}).expand({1, 1, 8, 8}).contiguous();
+  const auto r = texture_energy(ramp);
+  EXPECT_NEAR(r[0][0].item<double>(), 1.0, 1e-6);   // d/dx = 1 everywhere
+  EXPECT_NEAR(r[0][1].item<double>(), 0.0, 1e-12);  // d/dy = 0
+  EXPECT_NEAR(r[0][2].item<double>(), 0.0, 1e-9);   // linear: no curvature
+}
+
 TEST(StyleBalance, SignFollowsPredictionVersusGroundTruth) {
   auto t = [](double v) { return torch::tensor(v, torch::requires_grad()); };
   // Prediction farther from slice 0 than the ground truth is: pull (+); closer: push (-).

@@ -75,6 +75,7 @@ SsanConfig parse_config(const std::string& text, const std::string& origin) {
       ("loss.style_weight", po::value(&l.style_weight)->default_value(l.style_weight))
       ("loss.charbonnier_eps", po::value(&l.charbonnier_eps)->default_value(l.charbonnier_eps))
       ("loss.gradient_weight", po::value(&l.gradient_weight)->default_value(l.gradient_weight))
+      ("loss.texture_weight", po::value(&l.texture_weight)->default_value(l.texture_weight))
       ("loss.vgg_weights", po::value(&l.vgg_weights)->default_value(l.vgg_weights))
       ("loss.vgg_fallback", po::value(&l.vgg_fallback)->default_value(l.vgg_fallback));
   try {
@@ -108,7 +109,8 @@ SsanConfig parse_config(const std::string& text, const std::string& origin) {
   check(m.branches == 2 || m.fusion == Fusion::kResidual, "model.branches = 1 needs model.fusion = residual (mask and mean fuse two branches)");
   check(m.branches == 2 || m.extractor == "unet" || m.extractor == "rdn", "model.branches = 1 has nothing to share: use extractor unet or rdn");
   auto finite_nonneg = [](double v) { return std::isfinite(v) && v >= 0; };
-  check(finite_nonneg(l.charbonnier_weight) && finite_nonneg(l.feature_weight) && finite_nonneg(l.style_weight) && finite_nonneg(l.gradient_weight),
+  check(finite_nonneg(l.charbonnier_weight) && finite_nonneg(l.feature_weight) && finite_nonneg(l.style_weight) && finite_nonneg(l.gradient_weight) &&
+            finite_nonneg(l.texture_weight),
         "loss weights must be finite and >= 0");
   check(std::isfinite(l.charbonnier_eps) && l.charbonnier_eps > 0, "loss.charbonnier_eps must be > 0");
   check(l.vgg_fallback == "random" || l.vgg_fallback == "disable", "loss.vgg_fallback must be random or disable");

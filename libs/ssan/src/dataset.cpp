@@ -51,6 +51,13 @@ torch::Tensor TripletDataset::read(std::int64_t i) const {
   return t;
 }
 
+std::array<cv::Mat, 3> TripletDataset::read_u8(std::int64_t i) const {
+  const torch::Tensor s = read(i);  // [3, T, T] uint8, contiguous
+  std::array<cv::Mat, 3> out;
+  for (int j = 0; j < 3; ++j) out[static_cast<std::size_t>(j)] = cv::Mat(tile_, tile_, CV_8UC1, s[j].data_ptr<std::uint8_t>()).clone();
+  return out;
+}
+
 std::vector<std::int64_t> epoch_order(std::int64_t n, std::uint64_t seed, std::int64_t epoch, bool shuffle) {
   std::vector<std::int64_t> order(static_cast<std::size_t>(n));
   for (std::int64_t i = 0; i < n; ++i) order[static_cast<std::size_t>(i)] = i;

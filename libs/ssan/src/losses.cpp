@@ -134,12 +134,34 @@ torch::Tensor gradient_charbonnier(const torch::Tensor& pred, const torch::Tenso
   return 0.5 * (charbonnier(dx(pred), dx(target), eps) + charbonnier(dy(pred), dy(target), eps));
 }
 
+torch::Tensor texture_energy(const torch::Tensor& images) {
+  TORCH_CHECK(images.dim() == 4 && images.size(2) >= 4 && images.size(3) >= 4, "texture_energy needs [B, C, H >= 4, W >= 4]");
+  std::vector<torch::Tensor> energies;
+  torch::Tensor x = images;
+  for (int scale = 0; scale < 2; ++scale) {
+    const auto h = x.size(2), w = x.size(3);
+    const torch::Tensor dx = x.narrow(3, 1, w - 1) - x.narrow(3, 0, w - 1);
+    const torch::Tensor dy = x.narrow(2, 1, h - 1) - x.narrow(2, 0, h - 1);
+    const torch::Tensor inner = x.narrow(2, 1, h - 2).narrow(3, 1, w - 2);
+    const torch::Tensor lap = x.narrow(2, 0, h - 2).narrow(3, 1, w - 2) + x.narrow(2, 2, h - 2).narrow(3, 1, w - 2) +
+                              x.narrow(2, 1, h - 2).narrow(3, 0, w - 2) + x.narrow(2, 1, h - 2).narrow(3, 2, w - 2) - 4 * inner;
+    for (const auto& r : {dx, dy, lap}) energies.push_back(r.pow(2).flatten(1).mean(1));
+    x = torch::avg_pool2d(x, 2);
+  }
+  return torch::stack(energies, 1);
+}
+
+torch::Tensor texture_loss(const torch::Tensor& pred, const torch::Tensor& target) {
+  return (torch::log(texture_energy(pred) + 1e-8) - torch::log(texture_energy(target) + 1e-8)).abs().mean();
+}
+
 LossTerms SsanLoss::operator()(const torch::Tensor& pred, const torch::Tensor& gt, const torch::Tensor& outer) {
   LossTerms t;
   t.charbonnier = charbonnier(pred, gt, config_.charbonnier_eps);
   t.feature = torch::zeros({}, pred.options());
   t.gradient = config_.gradient_weight != 0 ? gradient_charbonnier(pred, gt, config_.charbonnier_eps) : torch::zeros({}, pred.options());
   t.style_balance = torch::zeros({}, pred.options());
+  t.texture = config_.texture_weight != 0 ? texture_loss(pred, gt) : torch::zeros({}, pred.options());
   if (vgg_) {
     const auto fp = vgg_->forward(to_vgg_input(pred));
     // The three references (gt, slice 0, slice 2) need no gradient: one VGG
@@ -168,7 +190,7 @@ LossTerms SsanLoss::operator()(const torch::Tensor& pred, const torch::Tensor& g
     }
   }
   t.total = config_.style_weight * t.style_balance + config_.feature_weight * t.feature + config_.charbonnier_weight * t.charbonnier +
-            config_.gradient_weight * t.gradient;
+            config_.gradient_weight * t.gradient + config_.texture_weight * t.texture;
   return t;
 }
 

@@ -1,5 +1,6 @@
 #include "emt/ssan/metrics.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include <opencv2/imgproc.hpp>
@@ -88,6 +89,27 @@ cv::Mat blur_baseline(const cv::Mat& s0, const cv::Mat& s2, double sigma) {
   cv::Mat m = linear_baseline(s0, s2);
   if (sigma > 0) cv::GaussianBlur(m, m, cv::Size(0, 0), sigma);
   return m;
+}
+
+BlurSearch search_blur_sigma(std::int64_t n, const std::function<std::array<cv::Mat, 3>(std::int64_t)>& triplet) {
+  BlurSearch r;
+  r.sigmas = {0.5, 0.75, 1, 1.25, 1.5, 2, 2.5, 3, 4, 5, 6, 8};
+  r.mean_psnr.assign(r.sigmas.size(), 0.0);
+  if (n <= 0) return r;
+  for (std::int64_t k = 0; k < n; ++k) {
+    const auto t = triplet(k);
+    const cv::Mat mean = linear_baseline(t[0], t[2]);
+    for (std::size_t g = 0; g < r.sigmas.size(); ++g) {
+      cv::Mat blurred, q;
+      cv::GaussianBlur(mean, blurred, cv::Size(0, 0), r.sigmas[g]);
+      blurred.convertTo(q, CV_8U);
+      r.mean_psnr[g] += psnr(q, t[1]) / static_cast<double>(n);
+    }
+  }
+  const auto best = static_cast<std::size_t>(std::max_element(r.mean_psnr.begin(), r.mean_psnr.end()) - r.mean_psnr.begin());
+  r.best_sigma = r.sigmas[best];
+  r.best_psnr = r.mean_psnr[best];
+  return r;
 }
 
 }  // namespace emt::ssan

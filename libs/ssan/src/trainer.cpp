@@ -32,9 +32,10 @@
 #include "emt/ssan/losses.hpp"
 #include "emt/ssan/metrics.hpp"
 #include "emt/ssan/model.hpp"
+#include "emt/ssan/training_plot.hpp"
 #include "emt/triplets/montage.hpp"
-
 #include "emt/triplets/split.hpp"
+
 namespace emt::ssan {
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -125,8 +126,8 @@ std::string read_config_text(torch::serialize::InputArchive& archive) {
 Checkpoint load_checkpoint(const fs::path& path, Ssan& model, torch::optim::Adam* optimizer) {
   if (!fs::exists(path)) throw Error(ErrorKind::kNotFound, "no checkpoint", path.string());
   torch::serialize::InputArchive archive, model_archive, optim_archive;
-  try {
   verify_zip_archive(path);  // LibTorch checks no CRC: a flipped weight byte would load silently
+  try {
     archive.load_from(path.string());
   } catch (const c10::Error&) {
     throw Error(ErrorKind::kDataLoss, "not a readable SSAN checkpoint (truncated or corrupt?)", path.string());
@@ -168,9 +169,9 @@ Checkpoint load_checkpoint(const fs::path& path, Ssan& model, torch::optim::Adam
 
 Ssan load_model(const std::string& path) {
   torch::serialize::InputArchive archive;
-  try {
   if (!fs::exists(path)) throw Error(ErrorKind::kNotFound, "no checkpoint", path);
   verify_zip_archive(path);
+  try {
     archive.load_from(path);
   } catch (const c10::Error&) {
     throw Error(ErrorKind::kDataLoss, "not a readable SSAN checkpoint (truncated or corrupt?)", path);
@@ -189,29 +190,6 @@ Ssan load_model(const std::string& path) {
 }
 
 namespace {
-
-void draw_loss_curve(const fs::path& path, const std::vector<std::pair<std::int64_t, double>>& points) {
-  if (points.size() < 2) return;
-  const int w = 640, h = 360, m = 40;
-  cv::Mat img(h, w, CV_8UC3, cv::Scalar(255, 255, 255));
-  double lo = 1e300, hi = -1e300;
-  for (const auto& [s, l] : points) {
-    lo = std::min(lo, std::log10(std::max(l, 1e-12)));
-    hi = std::max(hi, std::log10(std::max(l, 1e-12)));
-  }
-  if (hi - lo < 1e-6) hi = lo + 1;
-  const double s0 = static_cast<double>(points.front().first), s1 = static_cast<double>(std::max(points.back().first, points.front().first + 1));
-  std::vector<cv::Point> line;
-  for (const auto& [s, l] : points) {
-    line.emplace_back(m + static_cast<int>((static_cast<double>(s) - s0) / (s1 - s0) * (w - 2 * m)),
-                      h - m - static_cast<int>((std::log10(std::max(l, 1e-12)) - lo) / (hi - lo) * (h - 2 * m)));
-  }
-  cv::rectangle(img, cv::Point(m, m), cv::Point(w - m, h - m), cv::Scalar(180, 180, 180));
-  cv::polylines(img, line, false, cv::Scalar(200, 60, 0), 1, cv::LINE_AA);
-  cv::putText(img, fmt::format("loss (log10 {:.2f}..{:.2f}) over steps {}..{}", lo, hi, points.front().first, points.back().first),
-              cv::Point(m, m - 12), cv::FONT_HERSHEY_SIMPLEX, 0.45, cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
-  emio::write_image_atomic(path.string(), img);
-}
 
 // The paper's schedule (o.lr for o.epochs, then o.lr * o.decay) with a linear
 // warm-up over the first o.warmup_steps steps: Adam's first steps move every
@@ -323,13 +301,13 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& options, const 
   const TripletDataset train_data(o.data_dir, o.split);
   std::unique_ptr<TripletDataset> val_data;
   if (!o.val_split.empty()) val_data = std::make_unique<TripletDataset>(o.data_dir, o.val_split);
-  ensure_writable_directory(run);
   if (o.crop > train_data.tile_size()) {
     throw Error(ErrorKind::kInvalidArgument, fmt::format("--crop {} is larger than the tiles ({} px)", o.crop, train_data.tile_size()), o.data_dir);
   }
   refuse_output_overlapping_inputs(run, triplets::shard_directory_inputs(o.data_dir), "the run directory");
-  if (!o.resume && fs::exists(run / "last.pt")) {
+  ensure_writable_directory(run);
   const OutputLock lock(run);  // a second ssan-train on this run fails at once
+  if (!o.resume && fs::exists(run / "last.pt")) {
     throw Error(ErrorKind::kInvalidArgument, "run directory already holds a checkpoint; use --resume to continue it or another --out", run.string());
   }
 
@@ -363,10 +341,12 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& options, const 
   BatchLoader loader(train_data, o.batch, aug, o.seed, /*shuffle=*/true, 4, state.epoch, state.position, dist.rank(), dist.world());
 
   // Logs: keep rows up to the checkpoint's step when resuming.
-  std::vector<std::pair<std::int64_t, double>> curve;
+  TrainingCurves curves;
+  if (val_data) curves.set_baselines(validation_baselines(*val_data, o.val_samples));
+  if (o.resume) curves.load(run, state.step);
   std::string kept;
   const int n_gammas = static_cast<int>(model->gammas().size());
-  std::string header = "step,epoch,loss,charbonnier,feature,style_balance,gradient,lr,samples_per_s";
+  std::string header = "step,epoch,loss,charbonnier,feature,style_balance,gradient,texture,lr,samples_per_s";
   for (int g = 0; g < n_gammas; ++g) header += ",gamma" + std::to_string(g);
   if (o.resume && fs::exists(run / "metrics.csv")) {
     std::istringstream in(read_file(run / "metrics.csv"));
@@ -377,10 +357,6 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& options, const 
       const std::int64_t step = std::stoll(line.substr(0, comma));
       if (step > state.step) break;
       kept += line + "\n";
-      const auto rest = line.substr(comma + 1);
-      const auto loss_str = rest.substr(rest.find(',') + 1);
-                                            {"max_steps", o.max_steps},
-      curve.emplace_back(step, std::stod(loss_str.substr(0, loss_str.find(','))));
     }
   }
   write_file_atomic(run / "metrics.csv", header + "\n" + kept);
@@ -390,6 +366,7 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& options, const 
                                             {"train_triplets", train_data.size()},
                                             {"batch", o.batch}, {"crop", o.crop}, {"lr", o.lr}, {"epochs", o.epochs},
                                             {"decay_epochs", o.decay_epochs}, {"warmup_steps", o.warmup_steps}, {"threads", torch::get_num_threads()},
+                                            {"max_steps", o.max_steps},
                                             {"fit_schedule", o.fit_schedule}, {"max_minutes", o.max_minutes}, {"budget_clock", to_string(o.budget_clock)},
                                             {"train_alignment", to_string(o.alignment)}, {"init_from", o.init_from},
                                             {"device", device.str()}, {"amp", to_string(amp)}, {"world_size", dist.world()}, {"launcher", dist.rendezvous().launcher}}
@@ -478,10 +455,11 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& options, const 
     samples += global_batch;
     if (summary.first_loss == 0) summary.first_loss = loss;
     summary.last_loss = loss;
-    curve.emplace_back(step, loss);
+    curves.add_step(step, loss, lr);
     const double rate = static_cast<double>(samples) / std::max(1e-9, std::chrono::duration<double>(std::chrono::steady_clock::now() - t_loop).count());
-    std::string row = fmt::format("{},{},{:.8g},{:.8g},{:.8g},{:.8g},{:.8g},{:.3g},{:.3f}", step, epoch, loss, terms.charbonnier.item<double>(),
-                                  terms.feature.item<double>(), terms.style_balance.item<double>(), terms.gradient.item<double>(), lr, rate);
+    std::string row = fmt::format("{},{},{:.8g},{:.8g},{:.8g},{:.8g},{:.8g},{:.8g},{:.6g},{:.3f}", step, epoch, loss, terms.charbonnier.item<double>(),
+                                  terms.feature.item<double>(), terms.style_balance.item<double>(), terms.gradient.item<double>(),
+                                  terms.texture.item<double>(), lr, rate);
     for (const auto& g : model->gammas()) row += fmt::format(",{:.6g}", g.item<double>());
     metrics << row << "\n" << std::flush;
     progress.set_status(fmt::format("loss {:.4g}, {:.2f} samples/s", loss, rate));
@@ -502,6 +480,7 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& options, const 
         Validation v = validate(model, *val_data, o.val_samples, o.montage_samples, dist, device);
         summary.last_validation = json{{"step", step}, {"epoch", epoch}, {"psnr", v.psnr}, {"ssim", v.ssim}, {"ie", v.ie}};
         std::ofstream(run / "val.csv", std::ios::app) << fmt::format("{},{},{:.6f},{:.6f},{:.6f}\n", step, epoch, v.psnr, v.ssim, v.ie);
+        curves.add_validation(step, v.psnr);
         if (!v.montage_rows.empty()) {
           v.montage_rows.insert(v.montage_rows.begin(),
                                 triplets::column_labels({"slice 0", "prediction", "truth", "slice 2", "|error| x2"}, val_data->tile_size()));
@@ -513,7 +492,7 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& options, const 
           summary.best_psnr = v.psnr;
         }
       }
-      draw_loss_curve(run / "loss.png", curve);
+      curves.draw(run / "loss.png");
       checkpoint_now(next_epoch, resume_position);
       if (improved) {
         // best.pt is the checkpoint just written: copy it rather than serialise twice.
@@ -527,7 +506,7 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& options, const 
   // Bounded runs (--max-steps, --max-minutes) end with a checkpoint too: the
   // loader ran ahead (prefetch), so the resume point is the batch after the last one used.
   if (step != state.step) checkpoint_now(resume_epoch, resume_position_after);
-  draw_loss_curve(run / "loss.png", curve);
+  curves.draw(run / "loss.png");
   summary.steps = step;
   summary.planned_steps = total == std::numeric_limits<std::int64_t>::max() ? step : total;
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -538,36 +517,8 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& options, const 
   return summary;
 }
 
-namespace {
 
-std::array<cv::Mat, 3> read_u8(const TripletDataset& data, std::int64_t i) {
-  const torch::Tensor s = data.read(i);  // [3, T, T] uint8, contiguous
-  std::array<cv::Mat, 3> out;
-  for (int j = 0; j < 3; ++j) {
-    out[static_cast<std::size_t>(j)] = cv::Mat(data.tile_size(), data.tile_size(), CV_8UC1, s[j].data_ptr<std::uint8_t>()).clone();
-  }
-    throw_if_interrupted();
-  return out;
-}
-
-// The strongest blur reference: the sigma whose smoothed linear mean has the
-// best mean PSNR on these very samples (an upper bound for what smoothing
-// alone buys; chosen on the evaluated data, so it favours the baseline).
-std::pair<double, json> best_blur_sigma(const TripletDataset& data, std::int64_t n) {
-  const std::vector<double> grid{0.5, 0.75, 1, 1.25, 1.5, 2, 2.5, 3, 4, 5, 6, 8};
-  std::vector<double> sum(grid.size(), 0.0);
-  for (std::int64_t k = 0; k < n; ++k) {
-    const auto t = read_u8(data, evenly_spaced(k, n, data.size()));
-    const cv::Mat mean = linear_baseline(t[0], t[2]);
-    for (std::size_t g = 0; g < grid.size(); ++g) {
-      cv::Mat blurred, q;
-      cv::GaussianBlur(mean, blurred, cv::Size(0, 0), grid[g]);
-      blurred.convertTo(q, CV_8U);
-      sum[g] += psnr(q, t[1]);
-    }
-  }
-  json search = json::object();
-  std::size_t best = 0;
+json evaluate(const EvalOptions& o) {
   // The output rules before any work: not an input, an existing non-empty
   // directory only with --force, locked; files appear together at the end.
   std::unique_ptr<OutputLock> lock;
@@ -578,16 +529,6 @@ std::pair<double, json> best_blur_sigma(const TripletDataset& data, std::int64_t
     check_output_directory(o.out_dir, o.force);
     lock = std::make_unique<OutputLock>(o.out_dir);
   }
-  for (std::size_t g = 0; g < grid.size(); ++g) {
-    search[fmt::format("{}", grid[g])] = sum[g] / static_cast<double>(n);
-    if (sum[g] > sum[best]) best = g;
-  }
-  return {grid[best], search};
-}
-
-}  // namespace
-
-json evaluate(const EvalOptions& o) {
   const TripletDataset data(o.data_dir, o.split);
   std::unique_ptr<Ssan> model;
   if (!o.checkpoint.empty()) {
@@ -602,9 +543,16 @@ json evaluate(const EvalOptions& o) {
   const std::int64_t n = o.max_samples > 0 ? std::min(o.max_samples, data.size()) : data.size();
   json blur_search;
   double blur_sigma = o.blur_sigma;
-  if (blur_sigma < 0) std::tie(blur_sigma, blur_search) = best_blur_sigma(data, n);
+  if (blur_sigma < 0) {
+    const BlurSearch search = search_blur_sigma(n, [&](std::int64_t k) {
+      throw_if_interrupted();
+      return data.read_u8(evenly_spaced(k, n, data.size()));
+    });
+    blur_sigma = search.best_sigma;
+    blur_search = json::object();
+    for (std::size_t g = 0; g < search.sigmas.size(); ++g) blur_search[fmt::format("{}", search.sigmas[g])] = search.mean_psnr[g];
+  }
   // Montage: evenly spaced samples, every method's prediction between the
-    throw_if_interrupted();
   // inputs and the truth, so a blurred win in PSNR can be seen for what it is.
   const std::int64_t montage_n = o.out_dir.empty() ? 0 : std::min<std::int64_t>(o.montage_rows, n);
   std::set<std::int64_t> montage_at;
@@ -615,9 +563,10 @@ json evaluate(const EvalOptions& o) {
   montage_labels.insert(montage_labels.end(), {"truth", "slice 2"});
   torch::NoGradGuard no_grad;
   for (std::int64_t k = 0; k < n; ++k) {
+    throw_if_interrupted();
     const std::int64_t i = evenly_spaced(k, n, data.size());
     const auto& r = data.ref(i);
-    const auto [s0, gt, s2] = read_u8(data, i);
+    const auto [s0, gt, s2] = data.read_u8(i);
     const double gt_sharp = sharpness(gt);
     std::vector<cv::Mat> cells{s0};
     std::string caption = fmt::format("{} z={} y={} x={}  PSNR", r.source, r.z, r.y, r.x);
@@ -655,8 +604,6 @@ json evaluate(const EvalOptions& o) {
     const auto& s = sums[m];
     result["methods"][m] = {{"psnr", s[0] / n}, {"ssim", s[1] / n}, {"ie", s[2] / n}, {"sharpness_ratio", s[3] / n}};
   }
-    throw_if_interrupted(o.out_dir);
-    staged.commit();
   if (!o.out_dir.empty()) {
     // All four files or none (a full disk leaves nothing): staged in OUT.tmp/.
     StagedDirectory staged(o.out_dir, o.force);
@@ -667,6 +614,8 @@ json evaluate(const EvalOptions& o) {
       montage_rows.insert(montage_rows.begin(), triplets::column_labels(montage_labels, data.tile_size()));
       emio::write_image_atomic((staged.path() / "montage.png").string(), triplets::stack_rows(montage_rows));
     }
+    throw_if_interrupted(o.out_dir);
+    staged.commit();
   }
   return result;
 }

@@ -54,6 +54,13 @@ struct LossConfig {
   /// gradient-domain term that penalises the loss of edges a pixel loss
   /// averages away (not in the paper; 0 = off).
   double gradient_weight = 0.0;
+  /// Texture-energy matching: |log E_f(pred) - log E_f(gt)| averaged over
+  /// fixed derivative filters f (x, y, Laplacian, at full and half
+  /// resolution), E_f the mean squared response of one image. It charges for
+  /// missing (or extra) fine structure without asking where it is, so unlike
+  /// a pixel or gradient loss it does not reward averaging uncertain detail
+  /// away: a style term whose features need no download (not in the paper; 0 = off).
+  double texture_weight = 0.0;
   /// VGG16 feature weights: a TorchScript file (docs/model.md). Empty or
   /// missing: `vgg_fallback` decides, with a loud warning either way:
   /// disable = no feature or style loss (default: measured better, see

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include <opencv2/core.hpp>
 #include <torch/torch.h>
 
 #include "emt/triplets/shard.hpp"
@@ -44,6 +45,8 @@ class TripletDataset {
   [[nodiscard]] const triplets::SampleRef& ref(std::int64_t i) const { return refs_[static_cast<std::size_t>(i)]; }
   /// Sample i as uint8 [3, T, T] (slices 0, 1, 2). Thread-safe.
   [[nodiscard]] torch::Tensor read(std::int64_t i) const;
+  /// Sample i as three CV_8UC1 images (slices 0, 1, 2), for metrics and baselines.
+  [[nodiscard]] std::array<cv::Mat, 3> read_u8(std::int64_t i) const;
   /// Where the middle of sample i lies relative to the mean frame of slices 0
   /// and 2 (dy, dx; rounded): minus the mean of the shifts triplet-build applied to them.
   [[nodiscard]] std::array<int, 2> blind_offset(std::int64_t i) const { return blind_offset_[static_cast<std::size_t>(i)]; }

@@ -47,12 +47,19 @@ TORCH_MODULE(Vgg16Features);
 [[nodiscard]] torch::Tensor to_vgg_input(const torch::Tensor& grey);
 
 struct LossTerms {
-  torch::Tensor total, charbonnier, feature, style_balance, gradient;
+  torch::Tensor total, charbonnier, feature, style_balance, gradient, texture;
 };
 
 /// Charbonnier distance of the x and y finite differences of pred and target
 /// ([B, C, H, W], H and W >= 2): the mean of the two directions.
 [[nodiscard]] torch::Tensor gradient_charbonnier(const torch::Tensor& pred, const torch::Tensor& target, double eps = 1e-6);
+
+/// Per image [B, 1, H, W] (H, W >= 4): the mean squared response of each
+/// fixed derivative filter (d/dx, d/dy, Laplacian; full and half
+/// resolution), [B, 6].
+[[nodiscard]] torch::Tensor texture_energy(const torch::Tensor& images);
+/// Mean |log(E(pred) + 1e-8) - log(E(target) + 1e-8)| of texture_energy.
+[[nodiscard]] torch::Tensor texture_loss(const torch::Tensor& pred, const torch::Tensor& target);
 
 class SsanLoss {
  public:
