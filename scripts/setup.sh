@@ -22,6 +22,8 @@ packages=(
   libblosc-dev libzstd-dev zlib1g-dev liblzma-dev
   # SHA-256 of shards through OpenSSL: uses the CPU's SHA extensions (~10x our portable code).
   libssl-dev
+  # Figures (loss.png: libs/plot) rendered headless to PNG by MathGL.
+  libmgl-dev
   # LibTorch calls libblas.so.3; the reference BLAS is ~30x slower than OpenBLAS.
   libopenblas0-openmp
   # Data-parallel ssan-train: LibTorch's c10d ProcessGroupGloo needs the Gloo headers.
@@ -32,7 +34,7 @@ packages=(
 )
 for arg in "$@"; do
   case "$arg" in
-    --bench) packages+=(python3-h5py python3-opencv python3-skimage python3-torch python3-torchvision python3-numpy libbenchmark-dev time) ;;
+    --bench) packages+=(python3-h5py python3-opencv python3-skimage python3-torch python3-torchvision python3-numpy python3-matplotlib libbenchmark-dev time) ;;  # matplotlib: bench/quality/plot.py
     --fuzz) packages+=(clang libclang-rt-14-dev) ;;
     --fixtures) packages+=(python3-zarr python3-numcodecs python3-opencv) ;;  # tests/data/make_zarr_fixtures.py only
     *) echo "setup: unknown option $arg (expected --bench, --fuzz, --fixtures)" >&2; exit 2 ;;
