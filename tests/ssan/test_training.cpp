@@ -21,6 +21,7 @@
 #include "emt/ssan/trainer.hpp"
 #include "emt/triplets/shard.hpp"
 #include "test_support.hpp"
+#include "tiny_shards.hpp"
 
 namespace emt::test {
 namespace fs = std::filesystem;
@@ -29,20 +30,7 @@ class Training : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new ScratchDir("emt-train");
-    phantom::PhantomOptions o;
-    o.depth = 14;
-    o.height = o.width = 160;
-    o.cell_size = 40;
-    o.max_drift = 2;
-    o.defect_rate = 0;
-    phantom::write_phantom(phantom::Phantom(o), *dir_ / "v.h5", phantom::OutputFormat::kHdf5, 8, "");
-    std::ofstream(*dir_ / "s.ini") << "[output]\ntile_size = 64\nstride = 64\n[align]\nsearch_radius = 6\n[filters]\nmin_ncc = 0.3\n[source.ph]\npath = "
-                                   << (*dir_ / "v.h5") << "\n";
-    ASSERT_EQ(run_tool("triplet-build", "--config " + (*dir_ / "s.ini") + " --out " + (*dir_ / "b") + " --quiet").exit_code, 0);
-    ASSERT_EQ(run_tool("triplet-split", (*dir_ / "b") + " --group z-block:3 --quiet").exit_code, 0);
-    // A few triplets to overfit.
-    fs::create_directories(fs::path(*dir_ / "b") / "splits");
-    std::ofstream(fs::path(*dir_ / "b") / "splits" / "few.txt") << "shard-00000.h5 0\nshard-00000.h5 1\nshard-00000.h5 2\n";
+    make_tiny_shards(dir_->path());  // DIR/b with splits train/val/test and 'few' (three triplets to overfit)
   }
   static void TearDownTestSuite() { delete dir_; }
   static std::string config() { return std::string(EMT_SOURCE_DIR) + "/data_specs/ssan_tiny.ini"; }
