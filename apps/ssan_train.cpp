@@ -79,10 +79,10 @@ int main(int argc, char** argv) {
         if (!o.resume) cli.require("data");
         o.data_dir = option("data", "data", std::string());
         if (o.data_dir.empty()) throw emt::Error(emt::ErrorKind::kInvalidArgument, "give --data");
-        const std::string split = option("split", "split", std::string()), val_split = option("val-split", "val_split", std::string());
-        o.split = split == "all" ? "" : split;
         // Recorded absolute in run.json, so --resume works from any directory.
         o.data_dir = std::filesystem::absolute(o.data_dir).lexically_normal().string();
+        const std::string split = option("split", "split", std::string()), val_split = option("val-split", "val_split", std::string());
+        o.split = split == "all" ? "" : split;
         o.val_split = val_split == "none" ? "" : val_split;
         o.batch = option("batch", "batch", 0);
         o.crop = option("crop", "crop", 0);
@@ -111,13 +111,13 @@ int main(int argc, char** argv) {
         emt::ssan::SsanConfig config;
         if (!cli.common().config_path.empty()) {
           config = emt::ssan::load_config(cli.common().config_path);
-        } else if (o.resume) {
-          config = emt::ssan::parse_config(started.at("config").get<std::string>(), o.run_dir + "/run.json");
           if (o.resume && started.contains("config") && started["config"].is_string() && started["config"].get<std::string>() != config.text) {
             throw emt::Error(emt::ErrorKind::kInvalidArgument,
                              "--config differs from the config this run was started with; resume without --config (the run's own is used)",
                              cli.common().config_path);
           }
+        } else if (o.resume) {
+          config = emt::ssan::parse_config(started.at("config").get<std::string>(), o.run_dir + "/run.json");
         } else if (cli.has("init-from")) {
           config = emt::ssan::config_of_weights(o.init_from);  // a checkpoint's own, or MODEL.json beside a state dict
         } else {
