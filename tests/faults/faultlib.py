@@ -193,7 +193,7 @@ def run_and_signal(cmd, cwd, sig, ready, timeout=120, settle=0.0):
 class Suite:
     def __init__(self, name, work):
         self.name, self.work = name, work
-        self.failures, self.passed, self.kinds, self.stop_times = [], 0, {}, []
+        self.failures, self.passed, self.kinds, self.stop_times, self.tools = [], 0, {}, [], {}
 
     def check(self, case, ok, why):
         if not ok:
@@ -210,6 +210,7 @@ class Suite:
         (`before`: their digests before the run); `outputs`: paths that must not
         exist after a failure unless they existed before."""
         self.kinds[kind] = self.kinds.get(kind, 0) + 1
+        self.tools[tool] = self.tools.get(tool, 0) + 1
         ok = True
         ok &= self.check(case, res.rc >= 0, f"crashed with signal {-res.rc}; stderr: {res.err[-400:]}")
         rcs = rc if isinstance(rc, (tuple, list, set)) else (rc,)
@@ -243,6 +244,7 @@ class Suite:
         total = self.passed + len(self.failures)
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(self.kinds.items()))
         print(f"fault suite '{self.name}': {self.passed}/{total} checks passed ({kinds})")
+        print("checks per tool: " + ", ".join(f"{k} {v}" for k, v in sorted(self.tools.items())))
         if self.stop_times:
             print("seconds from the signal to the exit: " + ", ".join(f"{c} {t:.2f}" for c, t in self.stop_times))
         for f in self.failures:

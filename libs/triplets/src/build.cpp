@@ -394,13 +394,22 @@ class Builder {
       }
     }
     if (opt_.resume && has_state && !opt_.force) {
-      const json state = json::parse(read_file(dir_ / kStateFile));
-      next_triplet_ = state.at("next_triplet").get<std::size_t>();
-      next_tile_ = state.at("next_tile").get<std::size_t>();
-      shards_ = state.at("shards");
-      summary_.candidates = state.at("candidates").get<std::int64_t>();
-      summary_.rejected = state.at("rejected").get<std::map<std::string, std::int64_t>>();
-      rejected_bytes_ = state.at("rejected_bytes").get<std::uintmax_t>();
+      try {
+        const json state = json::parse(read_file(dir_ / kStateFile));
+        next_triplet_ = state.at("next_triplet").get<std::size_t>();
+        next_tile_ = state.at("next_tile").get<std::size_t>();
+        shards_ = state.at("shards");
+        summary_.candidates = state.at("candidates").get<std::int64_t>();
+        summary_.rejected = state.at("rejected").get<std::map<std::string, std::int64_t>>();
+        rejected_bytes_ = state.at("rejected_bytes").get<std::uintmax_t>();
+        for (const auto& sh : shards_) {
+          (void)sh.at("file").get<std::string>();
+          (void)sh.at("sha256").get<std::string>();
+        }
+      } catch (const json::exception& e) {
+        throw Error(ErrorKind::kDataLoss, std::string("resume state is damaged (use --force to start over): ") + e.what(),
+                    (dir_ / kStateFile).string());
+      }
       // Anything past the last recorded shard is from the interrupted run.
       for (const auto& e : fs::directory_iterator(dir_)) {
         const std::string name = e.path().filename().string();
