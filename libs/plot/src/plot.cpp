@@ -6,10 +6,10 @@
 
 #include <mgl2/mgl.h>
 
-#include <zlib.h>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include "emt/common/atomic_file.hpp"
-#include "emt/common/zip_check.hpp"
 #include "emt/common/error.hpp"
 
 namespace emt::plot {
@@ -95,40 +95,6 @@ void draw(mglGraph& gr, const Panel& p) {
   if (legend) gr.Legend(3, "#", "size=-1.2");  // top right, boxed, smaller font
 }
 
-/// An 8-bit RGB PNG (filter 0 on every row, zlib-compressed): all the
-/// figures need, without libpng's abort-on-error default.
-std::string encode_png_rgb(const unsigned char* rgb, int width, int height) {
-  auto be32 = [](std::string& s, std::uint32_t v) {
-    for (int k = 3; k >= 0; --k) s.push_back(static_cast<char>((v >> (8 * k)) & 0xFF));
-  };
-  auto chunk = [&](std::string& png, const char* type, const std::string& data) {
-    be32(png, static_cast<std::uint32_t>(data.size()));
-    const std::string body = std::string(type, 4) + data;
-    png += body;
-    be32(png, emt::crc32(body));
-  };
-  std::string raw;
-  raw.reserve(static_cast<std::size_t>(height) * (3 * static_cast<std::size_t>(width) + 1));
-  for (int y = 0; y < height; ++y) {
-    raw.push_back('\0');
-    raw.append(reinterpret_cast<const char*>(rgb) + static_cast<std::size_t>(y) * 3 * static_cast<std::size_t>(width), 3 * static_cast<std::size_t>(width));
-  }
-  uLongf size = compressBound(static_cast<uLong>(raw.size()));
-  std::string z(size, '\0');
-  if (compress2(reinterpret_cast<Bytef*>(z.data()), &size, reinterpret_cast<const Bytef*>(raw.data()), static_cast<uLong>(raw.size()), 6) != Z_OK) {
-    throw Error(ErrorKind::kIo, "cannot compress the figure");
-  }
-  z.resize(size);
-  std::string ihdr;
-  be32(ihdr, static_cast<std::uint32_t>(width));
-  be32(ihdr, static_cast<std::uint32_t>(height));
-  ihdr += std::string("\x08\x02\x00\x00\x00", 5);  // 8 bit, RGB, deflate, filter 0, no interlace
-  std::string png("\x89PNG\r\n\x1a\n", 8);
-  chunk(png, "IHDR", ihdr);
-  chunk(png, "IDAT", z);
-  chunk(png, "IEND", "");
-  return png;
-}
 
 }  // namespace
 
@@ -145,11 +111,15 @@ void write_png(const std::string& path, const std::vector<Panel>& panels, int wi
   }
   // Not gr.WritePNG: MathGL leaves libpng's error handling at its default,
   // which abort()s on a write error (a full disk killed ssan-train with
-  // SIGABRT). The pixels are encoded here and written by the checked,
-  // atomic path instead.
+  // SIGABRT). OpenCV encodes the pixels in memory (its libpng handler
+  // returns an error instead) and the checked, atomic path writes them.
   const unsigned char* rgb = gr.GetRGB();
   if (rgb == nullptr) throw Error(ErrorKind::kIo, "cannot render the figure", path);
-  write_file_atomic(path, encode_png_rgb(rgb, gr.GetWidth(), gr.GetHeight()));
+  cv::Mat bgr;
+  cv::cvtColor(cv::Mat(gr.GetHeight(), gr.GetWidth(), CV_8UC3, const_cast<unsigned char*>(rgb)), bgr, cv::COLOR_RGB2BGR);
+  std::vector<unsigned char> png;
+  if (!cv::imencode(".png", bgr, png)) throw Error(ErrorKind::kIo, "cannot encode the figure as PNG", path);
+  write_file_atomic(path, std::string(png.begin(), png.end()));
 }
 
 std::vector<double> smooth(const std::vector<double>& y, double alpha) {
