@@ -140,7 +140,7 @@ class Result:
         self.rc, self.out, self.err, self.seconds, self.signal_to_exit = rc, out, err, seconds, signal_to_exit
 
 
-def run(cmd, cwd, fsize=None, timeout=120, env=None):
+def run(cmd, cwd, fsize=None, timeout=600, env=None):
     def limits():
         if fsize is not None:
             resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
@@ -163,7 +163,7 @@ def catches(pid, sig):
     return False
 
 
-def run_and_signal(cmd, cwd, sig, ready, timeout=120, settle=0.0):
+def run_and_signal(cmd, cwd, sig, ready, timeout=600, settle=0.0):
     """Starts cmd, waits until it catches sig (unless SIGKILL) and ready()
     (polled), sends sig, waits for the exit."""
     t0 = time.time()
