@@ -627,12 +627,12 @@ def group_signals():
         first = subprocess.Popen([tool(toolname)] + [fmt(a) for a in argv], cwd=C, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         t0 = time.time()
         lock_held = lambda: os.path.exists(os.path.join(C, "o")) or os.path.exists(os.path.join(C, "o.lock"))  # noqa: E731
-        while not lock_held() and time.time() - t0 < 30 and first.poll() is None:
+        while not lock_held() and time.time() - t0 < 600 and first.poll() is None:
             time.sleep(0.02)
         time.sleep(0.3)
-        second = fl.run([tool(toolname)] + [fmt(a) for a in argv] + (["--force"] if toolname == "triplet-export" else []), C, timeout=30)
+        second = fl.run([tool(toolname)] + [fmt(a) for a in argv] + (["--force"] if toolname == "triplet-export" else []), C, timeout=600)
         first.send_signal(signal.SIGTERM)
-        first.communicate(timeout=60)
+        first.communicate(timeout=600)
         suite.expect(f"concurrent-{name}", "concurrent runs", toolname, second, 1, "in use by another")
 
 
