@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -18,6 +19,7 @@
 #include "emt/emio/slice_source.hpp"
 #include "emt/phantom/phantom.hpp"
 #include "emt/ssan/dataset.hpp"
+#include "emt/ssan/metrics.hpp"
 #include "emt/ssan/trainer.hpp"
 #include "emt/triplets/shard.hpp"
 #include "test_support.hpp"
@@ -330,6 +332,37 @@ TEST_F(Training, DetectDefectsFlagsExactlyTheDefectiveSlices) {
   const auto report = nlohmann::json::parse(r.out);  // named: a range-for over a temporary's member dangles
   for (const auto& e : report.at("detected")) detected.insert(e.at("z").get<std::int64_t>());
   EXPECT_EQ(detected, (std::set<std::int64_t>{3, 5, 8})) << r.out << r.err;
+}
+
+}  // namespace emt::test
+
+namespace emt::test {
+
+// The model shipped in models/ (models/README.md) loads from its state dict,
+// and on FlyEM slices it was never trained on (training used slices 0-187)
+// regenerates slices 80 nm from their neighbours better than linear
+// interpolation through the same path (the held-out mean gain was +0.86 dB).
+TEST(ShippedModel, BeatsLinearOnHeldOutFlyEmSlices) {
+  EMT_REQUIRE_SHARED_DATA(flyem, "flyem_fibsem_medulla_train1");
+  ScratchDir dir;
+  const fs::path stack = dir.path() / "stack";
+  fs::create_directories(stack);
+  auto png = [](int z) {
+    char name[16];
+    std::snprintf(name, sizeof name, "%04d.png", z);
+    return std::string(name);
+  };
+  for (int i = 0; i < 9; ++i) fs::copy_file(fs::path(flyem) / png(200 + 4 * i), stack / png(i));  // slices 200, 204, ..., 232
+  const std::string model = std::string(EMT_SOURCE_DIR) + "/models/ssan_cpu_flyem.pth";
+  const std::string common = " --input " + stack.string() + " --slices 1,3,5,7 --quiet --threads 2";
+  const auto ssan = run_tool("ssan-interpolate", "--checkpoint " + model + common + " --out " + (dir / "ssan"));
+  ASSERT_EQ(ssan.exit_code, 0) << ssan.err;
+  const auto linear = run_tool("ssan-interpolate", "--method linear" + common + " --out " + (dir / "linear"));
+  ASSERT_EQ(linear.exit_code, 0) << linear.err;
+  const auto truth = emio::open_source(stack.string()), a = emio::open_source(dir / "ssan"), b = emio::open_source(dir / "linear");
+  double gain = 0;
+  for (int z : {1, 3, 5, 7}) gain += (ssan::psnr(a->read_slice(z), truth->read_slice(z)) - ssan::psnr(b->read_slice(z), truth->read_slice(z))) / 4;
+  EXPECT_GT(gain, 0.3) << "mean PSNR gain over linear, dB";
 }
 
 }  // namespace emt::test
