@@ -100,9 +100,10 @@ TEST_F(Training, ResumeGivesTheSameNextStepLoss) {
 }
 
 TEST_F(Training, MaxMinutesAloneFitsTheWholeScheduleIntoTheTime) {
+  // CPU-time budget: the steps it buys do not depend on how loaded the machine is.
   ScratchDir run;
   const auto r = run_tool("ssan-train", "--config " + config() + " --data " + data() + " --out " + (run / "r") +
-                                            " --val-split none --crop 32 --batch 2 --warmup-steps 5 --lr 0.002 --max-minutes 0.12 --quiet --json --threads 1");
+                                            " --val-split none --crop 32 --batch 2 --warmup-steps 5 --lr 0.002 --max-minutes 0.12 --budget-clock cpu --quiet --json --threads 1");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto summary = nlohmann::json::parse(r.out);
   const auto planned = summary.at("planned_steps").get<std::int64_t>(), steps = summary.at("steps").get<std::int64_t>();

@@ -492,7 +492,7 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& options, const 
           summary.best_psnr = v.psnr;
         }
       }
-      curves.draw(run / "loss.png");
+      curves.draw_every(run / "loss.png", 30.0);  // rendering costs ~1 s: short epochs must not pay it each time
       checkpoint_now(next_epoch, resume_position);
       if (improved) {
         // best.pt is the checkpoint just written: copy it rather than serialise twice.

@@ -63,8 +63,14 @@ void TrainingCurves::load(const fs::path& run, std::int64_t last_step) {
   }
 }
 
-void TrainingCurves::draw(const fs::path& png) const {
+void TrainingCurves::draw_every(const fs::path& png, double seconds) {
+  if (last_draw_ && std::chrono::duration<double>(std::chrono::steady_clock::now() - *last_draw_).count() < seconds) return;
+  draw(png);
+}
+
+void TrainingCurves::draw(const fs::path& png) {
   if (step_.size() < 2) return;
+  last_draw_ = std::chrono::steady_clock::now();
   plot::Panel loss{"training loss", "step", "loss", {}, {}, plot::Scale::kLog};
   loss.lines.push_back({"per step", step_, loss_, "h"});
   // About a tenth of an epoch-scale window: smooth enough to show the trend, short enough to follow the decay.
