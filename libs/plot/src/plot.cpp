@@ -53,7 +53,7 @@ void draw(mglGraph& gr, const Panel& p) {
   for (const auto& level : p.levels) {
     if (usable(level.y)) y.add(level.y);
   }
-  gr.Title(p.title.c_str(), "", 4);
+  gr.Title(p.title.c_str());
   if (x.empty() || y.empty()) {
     gr.Puts(mglPoint(0, 0), "no data yet");
     return;
@@ -103,7 +103,7 @@ void write_png(const std::string& path, const std::vector<Panel>& panels, int wi
   if (width < 64 || panel_height < 64) throw Error(ErrorKind::kInvalidArgument, "figure size must be at least 64 px", path);
   const int n = static_cast<int>(panels.size());
   mglGraph gr(0, width, panel_height * n);
-  gr.SetFontSizePT(8, width);
+  gr.SetFontSize(3);  // MathGL units (the default 4 crowds stacked panels; PT sizes made the labels vanish)
   for (int i = 0; i < n; ++i) {
     gr.SubPlot(1, n, i, "<_");
     draw(gr, panels[static_cast<std::size_t>(i)]);
