@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
@@ -49,7 +50,8 @@ TEST(Figure, PanelsStackAtTheRequestedSizeWithTheirLinesDrawn) {
     return n;
   };
   auto blue = [](const cv::Vec3b& p) { return p[0] > 150 && p[2] < 100 && p[1] < 120; };
-  auto red = [](const cv::Vec3b& p) { return p[2] > 150 && p[0] < 100 && p[1] < 100; };
+  // Red-dominant (MathGL draws dashed levels antialiased, a light red).
+  auto red = [](const cv::Vec3b& p) { return p[2] > 150 && p[2] - std::max(p[0], p[1]) > 60; };
   EXPECT_GT(count(0, 200, blue), 100);
   EXPECT_GT(count(200, 400, blue), 50);
   EXPECT_GT(count(200, 400, red), 50);

@@ -86,9 +86,11 @@ void draw(mglGraph& gr, const Panel& p) {
   }
   for (const auto& level : p.levels) {
     if (!usable(level.y)) continue;
-    gr.Line(mglPoint(x.lo, level.y), mglPoint(x.hi, level.y), level.pen.c_str());
+    // Reference levels at width 2: a thin dashed line all but vanishes under antialiasing.
+    const std::string pen = level.pen.find_first_of("123456789") == std::string::npos ? level.pen + "2" : level.pen;
+    gr.Line(mglPoint(x.lo, level.y), mglPoint(x.hi, level.y), pen.c_str());
     if (!level.label.empty()) {
-      gr.AddLegend(level.label.c_str(), level.pen.c_str());
+      gr.AddLegend(level.label.c_str(), pen.c_str());
       legend = true;
     }
   }
