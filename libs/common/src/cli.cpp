@@ -14,22 +14,7 @@
 #include "emt/common/version.hpp"
 
 namespace emt {
-namespace {
-volatile std::sig_atomic_t g_interrupted = 0;  // the signal number, 0 for none
-void on_signal(int signo) {
-  // A second SIGINT/SIGTERM kills at once (the default action): the first
-  // one asked for a clean stop, which may take a second or two.
-  if (g_interrupted != 0) std::signal(signo, SIG_DFL);
-  g_interrupted = signo;
-}
-}  // namespace
 
-bool interrupt_requested() noexcept { return g_interrupted != 0; }
-int interrupt_signal() noexcept { return g_interrupted; }
-void set_interrupt_requested(bool value) noexcept { g_interrupted = value ? SIGINT : 0; }
-void throw_if_interrupted(const std::string& where) {
-  if (interrupt_requested()) throw Error(ErrorKind::kAborted, "interrupted; nothing of this run was kept", where);
-}
 int hardware_threads() noexcept {
   const unsigned n = std::thread::hardware_concurrency();
   return n == 0 ? 1 : static_cast<int>(n);
@@ -125,8 +110,7 @@ std::string po_error_message(const po::error& error) {
 
 int run_tool(const std::string& tool, const std::string& summary, const std::string& usage, int argc, char** argv,
              const std::function<int(Cli&)>& body) {
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
+  install_interrupt_handlers();
   // A file-size limit (ulimit -f) must be an error we report (EFBIG), not a
   // silent kill that leaves temporaries behind.
   std::signal(SIGXFSZ, SIG_IGN);

@@ -52,11 +52,6 @@ void Progress::set_status(std::string status) {
   status_ = std::move(status);
 }
 
-std::int64_t Progress::done() const {
-  std::lock_guard lock(mutex_);
-  return done_;
-}
-
 void Progress::finish() {
   std::lock_guard lock(mutex_);
   if (finished_) return;

@@ -1,6 +1,6 @@
 #include "emt/common/zip_check.hpp"
 
-#include <array>
+#include <algorithm>
 #include <string>
 
 #include <fmt/format.h>
@@ -14,16 +14,6 @@ namespace {
 
 constexpr std::uint32_t kLocalSig = 0x04034b50, kCentralSig = 0x02014b50, kEndSig = 0x06054b50;
 constexpr std::uint32_t kEnd64Sig = 0x06064b50, kLocator64Sig = 0x07064b50;
-
-std::array<std::uint32_t, 256> make_table() {
-  std::array<std::uint32_t, 256> t{};
-  for (std::uint32_t i = 0; i < 256; ++i) {
-    std::uint32_t c = i;
-    for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-    t[i] = c;
-  }
-  return t;
-}
 
 /// Little-endian reads that refuse to run past the end of the file.
 class Bytes {
@@ -70,10 +60,14 @@ std::string inflate_raw(std::string_view in, std::uint64_t expected) {
 }  // namespace
 
 std::uint32_t crc32(std::string_view data, std::uint32_t crc) noexcept {
-  static const auto table = make_table();
-  crc = ~crc;
-  for (unsigned char c : data) crc = table[(crc ^ c) & 0xFF] ^ (crc >> 8);
-  return ~crc;
+  // zlib's, in pieces its uInt length can hold.
+  uLong c = crc;
+  constexpr std::size_t kPiece = 1u << 30;
+  for (std::size_t at = 0; at < data.size(); at += kPiece) {
+    const std::size_t n = std::min(kPiece, data.size() - at);
+    c = ::crc32(c, reinterpret_cast<const Bytef*>(data.data() + at), static_cast<uInt>(n));
+  }
+  return static_cast<std::uint32_t>(c);
 }
 
 void verify_zip_archive(const std::filesystem::path& path) {

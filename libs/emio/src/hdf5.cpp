@@ -187,4 +187,43 @@ bool read_string_attribute(hid_t obj, const std::string& name, std::string& out)
   return true;
 }
 
+bool read_int_attribute(hid_t obj, const std::string& name, long long& out) {
+  auto guard = lock();
+  if (H5Aexists(obj, name.c_str()) <= 0) return false;
+  Handle attr(H5Aopen(obj, name.c_str(), H5P_DEFAULT));
+  Handle type(H5Aget_type(attr.get()));
+  Handle space(H5Aget_space(attr.get()));
+  if (H5Tget_class(type.get()) != H5T_INTEGER || H5Sget_simple_extent_npoints(space.get()) != 1) return false;
+  return H5Aread(attr.get(), H5T_NATIVE_LLONG, &out) >= 0;
+}
+
+namespace {
+
+/// The file and memory dataspaces of item `index` along the first axis.
+struct LeadingSlab {
+  Handle file_space, mem_space;
+  LeadingSlab(hid_t dataset, hsize_t index, const std::vector<hsize_t>& rest) {
+    std::vector<hsize_t> start(rest.size() + 1, 0), count{1};
+    start[0] = index;
+    count.insert(count.end(), rest.begin(), rest.end());
+    file_space = Handle(H5Dget_space(dataset));
+    H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr);
+    mem_space = Handle(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr));
+  }
+};
+
+}  // namespace
+
+bool read_leading(hid_t dataset, hsize_t index, const std::vector<hsize_t>& rest, hid_t mem_type, void* out) {
+  auto guard = lock();
+  const LeadingSlab slab(dataset, index, rest);
+  return H5Dread(dataset, mem_type, slab.mem_space.get(), slab.file_space.get(), H5P_DEFAULT, out) >= 0;
+}
+
+bool write_leading(hid_t dataset, hsize_t index, const std::vector<hsize_t>& rest, hid_t mem_type, const void* in) {
+  auto guard = lock();
+  const LeadingSlab slab(dataset, index, rest);
+  return H5Dwrite(dataset, mem_type, slab.mem_space.get(), slab.file_space.get(), H5P_DEFAULT, in) >= 0;
+}
+
 }  // namespace emt::h5

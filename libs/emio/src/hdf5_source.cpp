@@ -62,14 +62,9 @@ class Hdf5VolumeSource final : public SliceSource {
   cv::Mat read_raw(std::int64_t z) const override {
     check_index(z);
     cv::Mat out(static_cast<int>(shape_.height), static_cast<int>(shape_.width), bits_ == 8 ? CV_8UC1 : CV_16UC1);
-    auto guard = h5::lock();
-    h5::Handle file_space(H5Dget_space(dataset_handle_.get()));
-    const hsize_t start[3] = {static_cast<hsize_t>(z), 0, 0};
-    const hsize_t count[3] = {1, static_cast<hsize_t>(shape_.height), static_cast<hsize_t>(shape_.width)};
-    H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr);
-    h5::Handle mem_space(H5Screate_simple(3, count, nullptr));
     const hid_t mem_type = bits_ == 8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_UINT16;
-    if (H5Dread(dataset_handle_.get(), mem_type, mem_space.get(), file_space.get(), H5P_DEFAULT, out.data) < 0) {
+    if (!h5::read_leading(dataset_handle_.get(), static_cast<hsize_t>(z), {static_cast<hsize_t>(shape_.height), static_cast<hsize_t>(shape_.width)},
+                          mem_type, out.data)) {
       throw Error(ErrorKind::kDataLoss, "cannot read slice (truncated or corrupt file?)", location(z));
     }
     return out;

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "emt/common/sampling.hpp"
 #include "emt/common/error.hpp"
 #include "emt/common/text.hpp"
 #include "emt/emio/hdf5.hpp"
@@ -46,7 +47,7 @@ cv::Mat SliceSource::read_slice(std::int64_t z) const {
     std::vector<std::uint64_t> hist(65536, 0);
     std::uint64_t total = 0;
     for (int i = 0; i < samples; ++i) {
-      const std::int64_t sz = samples == 1 ? depth / 2 : (depth - 1) * i / (samples - 1);
+      const std::int64_t sz = evenly_spaced(i, samples, depth);
       const cv::Mat s = (sz == z) ? raw : read_raw(sz);
       for (int r = 0; r < s.rows; ++r) {
         const auto* p = s.ptr<std::uint16_t>(r);

@@ -26,14 +26,8 @@ void check_slice(const cv::Mat& slice, VolumeShape shape, int bits, std::int64_t
 /// Writes `slice` (CV_8U or CV_16U, height x width) as slice z of a 3-D dataset.
 void write_hdf5_slice(hid_t dataset, std::int64_t z, const cv::Mat& slice, const std::string& where) {
   const cv::Mat contiguous = slice.isContinuous() ? slice : slice.clone();
-  auto guard = h5::lock();
-  h5::Handle file_space(H5Dget_space(dataset));
-  const hsize_t start[3] = {static_cast<hsize_t>(z), 0, 0};
-  const hsize_t count[3] = {1, static_cast<hsize_t>(slice.rows), static_cast<hsize_t>(slice.cols)};
-  H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr);
-  h5::Handle mem_space(H5Screate_simple(3, count, nullptr));
-  if (H5Dwrite(dataset, slice.depth() == CV_8U ? H5T_NATIVE_UINT8 : H5T_NATIVE_UINT16, mem_space.get(), file_space.get(), H5P_DEFAULT,
-               contiguous.data) < 0) {
+  if (!h5::write_leading(dataset, static_cast<hsize_t>(z), {static_cast<hsize_t>(slice.rows), static_cast<hsize_t>(slice.cols)},
+                         slice.depth() == CV_8U ? H5T_NATIVE_UINT8 : H5T_NATIVE_UINT16, contiguous.data)) {
     throw Error(ErrorKind::kIo, fmt::format("cannot write slice {} (disk full?)", z), where);
   }
 }

@@ -9,7 +9,7 @@
 #include <tbb/parallel_for.h>
 
 #include "emt/common/atomic_file.hpp"
-#include "emt/common/cli.hpp"
+#include "emt/common/interrupt.hpp"
 #include "emt/common/error.hpp"
 #include "emt/common/random.hpp"
 #include "emt/emio/volume_writer.hpp"

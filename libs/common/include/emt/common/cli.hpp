@@ -19,6 +19,8 @@
 
 #include <boost/program_options.hpp>
 
+#include "emt/common/interrupt.hpp"  // what run_tool installs; tools poll it
+
 namespace emt {
 
 namespace po = boost::program_options;
@@ -44,7 +46,8 @@ class Cli {
 
   /// Parses argv and the --config file. Returns false when --help or --version
   /// was printed (the tool should exit 0). Throws emt::Error(kInvalidArgument)
-  /// on unknown options or bad values. Sets the TBB and OpenMP thread limits.
+  /// on unknown options or bad values. Sets TBB's thread limit (a LibTorch
+  /// tool sets its own with torch::set_num_threads(common().threads)).
   [[nodiscard]] bool parse();
 
   [[nodiscard]] const po::variables_map& vm() const { return vm_; }
@@ -80,22 +83,11 @@ class Cli {
 };
 
 /// Runs a tool body, turning exceptions into the one-line error convention and
-/// an exit code. Installs SIGINT/SIGTERM handlers (see interrupt_requested());
+/// an exit code. Installs SIGINT/SIGTERM handlers (interrupt.hpp);
 /// after a signal the exit code is 128 + the signal number. Ignores SIGXFSZ,
 /// so an exceeded file-size limit is a write error (EFBIG) the tool reports.
 int run_tool(const std::string& tool, const std::string& summary, const std::string& usage, int argc, char** argv,
              const std::function<int(Cli&)>& body);
-
-/// True once SIGINT or SIGTERM arrived; long loops poll this, save, and stop.
-[[nodiscard]] bool interrupt_requested() noexcept;
-/// The signal that arrived (SIGINT, SIGTERM), 0 when none.
-[[nodiscard]] int interrupt_signal() noexcept;
-/// Throws Error(kAborted, "interrupted ...", where) once a signal arrived: the
-/// one-line poll for loops whose partial work is discarded (temporaries are
-/// removed by their owners' destructors while the exception unwinds).
-void throw_if_interrupted(const std::string& where = {});
-/// For tests: raise or clear the flag as if a signal had arrived.
-void set_interrupt_requested(bool value) noexcept;
 
 /// The message of a Boost.Program_options error. Boost 1.74's what() loops
 /// forever when the offending value itself holds a placeholder such as

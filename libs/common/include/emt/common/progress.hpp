@@ -25,7 +25,6 @@ class Progress {
   void set_status(std::string status);
   /// Prints the final line (idempotent).
   void finish();
-  [[nodiscard]] std::int64_t done() const;
 
   /// Formats seconds as "1h02m", "3m05s" or "12.3s".
   [[nodiscard]] static std::string format_duration(double seconds);

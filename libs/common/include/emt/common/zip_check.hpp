@@ -9,7 +9,7 @@
 
 namespace emt {
 
-/// CRC-32 (the ZIP / zlib polynomial) of `data`, continuing from `crc`.
+/// CRC-32 (the ZIP / PNG polynomial: zlib's crc32) of `data`, continuing from `crc`.
 [[nodiscard]] std::uint32_t crc32(std::string_view data, std::uint32_t crc = 0) noexcept;
 
 /// Throws Error(kDataLoss) naming `path` (and the member) when the file is

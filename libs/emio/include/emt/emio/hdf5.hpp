@@ -64,5 +64,14 @@ void write_int_attribute(hid_t obj, const std::string& name, long long value);
 /// Reads an attribute if present; empty / false otherwise.
 [[nodiscard]] bool read_double_array_attribute(hid_t obj, const std::string& name, std::vector<double>& out);
 [[nodiscard]] bool read_string_attribute(hid_t obj, const std::string& name, std::string& out);
+/// False when absent, not a scalar integer, or unreadable.
+[[nodiscard]] bool read_int_attribute(hid_t obj, const std::string& name, long long& out);
+
+/// Item `index` along the first axis of `dataset` (a slice of a volume, a
+/// sample of a shard): the hyperslab [index, 0, ...] of extent [1, rest...],
+/// moved between the file and a contiguous buffer of that extent in
+/// `mem_type`. False when HDF5 fails (the caller names the file).
+[[nodiscard]] bool read_leading(hid_t dataset, hsize_t index, const std::vector<hsize_t>& rest, hid_t mem_type, void* out);
+[[nodiscard]] bool write_leading(hid_t dataset, hsize_t index, const std::vector<hsize_t>& rest, hid_t mem_type, const void* in);
 
 }  // namespace emt::h5

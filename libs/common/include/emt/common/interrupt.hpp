@@ -1,0 +1,21 @@
+#pragma once
+// The stop flag SIGINT / SIGTERM raise (installed by emt::run_tool, cli.hpp).
+// Libraries poll it in long loops, save what is finished, and stop; they
+// include this header, not cli.hpp, which would drag Boost.Program_options
+// into them.
+#include <string>
+
+namespace emt {
+
+/// True once SIGINT or SIGTERM arrived; long loops poll this, save, and stop.
+[[nodiscard]] bool interrupt_requested() noexcept;
+/// The signal that arrived (SIGINT, SIGTERM), 0 when none.
+[[nodiscard]] int interrupt_signal() noexcept;
+/// Throws Error(kAborted, "interrupted ...", where) once a signal arrived: the
+/// one-line poll for loops whose partial work is discarded (temporaries are
+/// removed by their owners' destructors while the exception unwinds).
+void throw_if_interrupted(const std::string& where = {});
+/// Makes SIGINT and SIGTERM raise the flag (a second one kills at once).
+void install_interrupt_handlers();
+
+}  // namespace emt
