@@ -6,6 +6,9 @@
 #include <map>
 #include <filesystem>
 #include <random>
+#include <thread>
+
+#include <tbb/concurrent_queue.h>
 
 #include "emt/common/error.hpp"
 #include "emt/common/random.hpp"
@@ -13,8 +16,9 @@
 namespace emt::ssan {
 namespace fs = std::filesystem;
 
-TripletDataset::TripletDataset(const std::string& dir, const std::string& split) : dir_(dir) {
-  auto all = triplets::read_shard_directory(dir, /*verify_checksums=*/true);
+TripletDataset::TripletDataset(const std::string& dir, const std::string& split)
+    : shards_(std::make_shared<const triplets::ShardDirectory>(dir)) {
+  auto all = shards_->samples(/*verify_checksums=*/true);
   if (split.empty()) {
     refs_ = std::move(all);
   } else {
@@ -30,14 +34,11 @@ TripletDataset::TripletDataset(const std::string& dir, const std::string& split)
     }
   }
   if (refs_.empty()) throw Error(ErrorKind::kInvalidData, "no triplets" + (split.empty() ? std::string() : " in split " + split), dir);
-  for (const auto& r : refs_) {
-    auto& reader = readers_[r.shard];
-    if (!reader) reader = std::make_shared<triplets::ShardReader>((fs::path(dir) / r.shard).string());
-    if (tile_ == 0) tile_ = reader->tile_size();
-    if (reader->tile_size() != tile_) throw Error(ErrorKind::kInvalidData, "shards of different tile sizes", dir);
-  }
+  tile_ = shards_->tile_size();  // every shard's, checked when it was opened
   std::map<std::string, std::vector<triplets::TripletSample>> meta;
-  for (const auto& [shard, reader] : readers_) meta[shard] = reader->read_meta();
+  for (const auto& r : refs_) {
+    if (!meta.count(r.shard)) meta[r.shard] = shards_->reader(r.shard).read_meta();
+  }
   for (const auto& r : refs_) {
     const auto& s = meta.at(r.shard).at(static_cast<std::size_t>(r.index)).shift;  // dy0, dx0, dy2, dx2
     blind_offset_.push_back({static_cast<int>(std::lround(-0.5 * (s[0] + s[2]))), static_cast<int>(std::lround(-0.5 * (s[1] + s[3])))});
@@ -47,7 +48,7 @@ TripletDataset::TripletDataset(const std::string& dir, const std::string& split)
 torch::Tensor TripletDataset::read(std::int64_t i) const {
   const auto& r = refs_.at(static_cast<std::size_t>(i));
   torch::Tensor t = torch::empty({3, tile_, tile_}, torch::kUInt8);
-  readers_.at(r.shard)->read_pixels(r.index, t.data_ptr<std::uint8_t>());
+  shards_->reader(r.shard).read_pixels(r.index, t.data_ptr<std::uint8_t>());
   return t;
 }
 
@@ -65,25 +66,39 @@ std::vector<std::int64_t> epoch_order(std::int64_t n, std::uint64_t seed, std::i
   return order;
 }
 
+/// Batches in order, or the producer's failure as the last item.
+struct BatchLoader::Queue {
+  struct Item {
+    Batch batch;
+    std::exception_ptr error;
+  };
+  tbb::concurrent_bounded_queue<Item> items;
+};
+
 BatchLoader::BatchLoader(const TripletDataset& data, int batch, Augmentation aug, std::uint64_t seed, bool shuffle, int prefetch,
                          std::int64_t start_epoch, std::int64_t start_position, int rank, int world)
-    : data_(data), batch_(batch), rank_(rank), world_(world), aug_(aug), seed_(seed), shuffle_(shuffle), prefetch_(static_cast<std::size_t>(std::max(1, prefetch))),
-      epoch_(start_epoch), position_(start_position) {
+    : data_(data), batch_(batch), rank_(rank), world_(world), aug_(aug), seed_(seed), shuffle_(shuffle),
+      epoch_(start_epoch), position_(start_position), queue_(std::make_unique<Queue>()) {
   if (batch < 1) throw Error(ErrorKind::kInvalidArgument, "batch size must be at least 1");
   if (world < 1 || rank < 0 || rank >= world) throw Error(ErrorKind::kInvalidArgument, "loader rank outside the world");
   if (data.size() < std::int64_t{batch} * world) {
     throw Error(ErrorKind::kInvalidData, "fewer triplets (" + std::to_string(data.size()) + ") than one batch (" + std::to_string(std::int64_t{batch} * world) +
                                              (world > 1 ? " over all ranks" : "") + ")");
   }
+  queue_->items.set_capacity(std::max(1, prefetch));
   worker_ = std::thread([this] { produce(); });
 }
 
 BatchLoader::~BatchLoader() {
-  {
-    std::lock_guard lock(mutex_);
-    stop_ = true;
+  stop_ = true;
+  // The producer sees stop_ before its next batch; until it has, keep room
+  // in the queue so a push it is blocked in (or about to make) returns.
+  Queue::Item dropped;
+  while (!finished_) {
+    while (queue_->items.try_pop(dropped)) {
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  cv_.notify_all();
   worker_.join();
 }
 
@@ -129,12 +144,7 @@ Batch BatchLoader::make(std::int64_t epoch, std::int64_t position) const {
 
 void BatchLoader::produce() {
   try {
-    while (true) {
-      {
-        std::unique_lock lock(mutex_);
-        cv_.wait(lock, [&] { return stop_ || queue_.size() < prefetch_; });
-        if (stop_) return;
-      }
+    while (!stop_) {
       const std::int64_t global = std::int64_t{batch_} * world_;
       if (position_ + global > data_.size()) {
         ++epoch_;
@@ -142,27 +152,25 @@ void BatchLoader::produce() {
       }
       Batch b = make(epoch_, position_);
       position_ += global;
-      std::lock_guard lock(mutex_);
-      queue_.push_back(std::move(b));
-      cv_.notify_all();
+      queue_->items.push({std::move(b), nullptr});
     }
   } catch (...) {
-    std::lock_guard lock(mutex_);
-    error_ = std::current_exception();
-    cv_.notify_all();
+    queue_->items.push({Batch{}, std::current_exception()});  // after the batches made so far; a closing loader drains the queue
   }
+  finished_ = true;
 }
 
 Batch BatchLoader::next() {
+  if (error_) std::rethrow_exception(error_);
   const auto start = std::chrono::steady_clock::now();
-  std::unique_lock lock(mutex_);
-  cv_.wait(lock, [&] { return !queue_.empty() || error_; });
+  Queue::Item item;
+  queue_->items.pop(item);
   wait_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (queue_.empty() && error_) std::rethrow_exception(error_);
-  Batch b = std::move(queue_.front());
-  queue_.pop_front();
-  cv_.notify_all();
-  return b;
+  if (item.error) {
+    error_ = item.error;
+    std::rethrow_exception(error_);
+  }
+  return std::move(item.batch);
 }
 
 }  // namespace emt::ssan

@@ -4,7 +4,10 @@
 #include <cmath>
 #include <cstdint>
 
+#include <fmt/format.h>
 #include <opencv2/imgproc.hpp>
+
+#include "emt/common/error.hpp"
 
 namespace emt::triplets {
 
@@ -145,7 +148,18 @@ cv::Mat structure(const cv::Mat& tile, int down, double sigma) {
 }  // namespace
 
 TileDecision evaluate_tile(const std::array<cv::Mat, 3>& tiles, const FilterOptions& o) {
-  for (const cv::Mat& t : tiles) CV_Assert(t.type() == CV_8UC1 && t.size() == tiles[0].size());
+  for (const cv::Mat& t : tiles) {
+    if (t.empty() || t.type() != CV_8UC1 || t.size() != tiles[0].size()) {
+      throw Error(ErrorKind::kInvalidArgument, "evaluate_tile needs three non-empty uint8 tiles of one size");
+    }
+  }
+  const int side = std::min(tiles[0].rows, tiles[0].cols);
+  if (o.flat_block < 1 || side < o.flat_block) {
+    throw Error(ErrorKind::kInvalidArgument, fmt::format("a {}x{} tile is smaller than one {} px flat block", tiles[0].cols, tiles[0].rows, o.flat_block));
+  }
+  if (o.defect_downsample < 1 || side / o.defect_downsample < 1) {
+    throw Error(ErrorKind::kInvalidArgument, fmt::format("defect_downsample {} leaves nothing of a {} px tile", o.defect_downsample, side));
+  }
   TileDecision d;
   TileMeasures& m = d.measures;
   auto reject = [&](RejectReason r, double value, double threshold) {

@@ -14,13 +14,14 @@
 #include <opencv2/imgproc.hpp>
 
 #include "emt/common/atomic_file.hpp"
-#include "emt/common/cli.hpp"
+#include "emt/common/interrupt.hpp"
 #include "emt/common/error.hpp"
 #include "emt/common/output_guard.hpp"
 #include "emt/common/sampling.hpp"
 #include "emt/common/sha256.hpp"
 #include "emt/emio/slice_source.hpp"
-#include "emt/triplets/build.hpp"
+#include "emt/triplets/filters.hpp"
+#include "emt/triplets/shard_directory.hpp"
 #include "emt/triplets/shard.hpp"
 #include "emt/triplets/split.hpp"
 
@@ -29,16 +30,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-/// Partition of each (shard, index), from DIR/splits when present.
-std::map<std::pair<std::string, std::int64_t>, std::string> load_partitions(const std::string& dir) {
-  std::map<std::pair<std::string, std::int64_t>, std::string> out;
-  for (const char* name : kPartitionNames) {
-    if (!fs::exists(split_file_path(dir, name))) continue;
-    for (const auto& entry : read_split_file(dir, name)) out[entry] = name;
-  }
-  return out;
-}
 
 json distribution(std::vector<double> v, int bins) {
   json j;
@@ -61,14 +52,14 @@ json distribution(std::vector<double> v, int bins) {
 }  // namespace
 
 json summarize(const std::string& dir) {
-  const json manifest = read_manifest(dir);
-  const auto partitions = load_partitions(dir);
+  const ShardDirectory in(dir);
+  const Manifest& manifest = in.manifest();
+  const auto partitions = read_partitions(dir);
   std::map<std::string, std::map<std::string, std::int64_t>> per_source;
   std::vector<double> shift, ncc, sharp;
-  for (const auto& s : manifest.at("shards")) {
-    const std::string file = s.at("file").get<std::string>();
-    const ShardReader reader((fs::path(dir) / file).string());
-    const auto meta = reader.read_meta();
+  for (const ShardEntry& s : manifest.shards) {
+    const std::string& file = s.file;
+    const auto meta = in.reader(file).read_meta();
     for (std::size_t i = 0; i < meta.size(); ++i) {
       const auto it = partitions.find({file, static_cast<std::int64_t>(i)});
       ++per_source[meta[i].source][it == partitions.end() ? (partitions.empty() ? "all" : "unassigned") : it->second];
@@ -80,9 +71,9 @@ json summarize(const std::string& dir) {
   }
   json j;
   j["dir"] = dir;
-  j["triplets"] = manifest.at("totals").value("accepted", 0);
-  j["candidates"] = manifest.at("totals").value("candidates", 0);
-  j["rejected"] = manifest.value("rejected", json::object());
+  j["triplets"] = manifest.accepted;
+  j["candidates"] = manifest.candidates.value_or(0);
+  j["rejected"] = manifest.rejected ? json(*manifest.rejected) : json::object();
   j["per_source"] = per_source;
   j["shift_px"] = distribution(shift, 10);
   j["min_ncc"] = distribution(ncc, 10);
@@ -121,72 +112,63 @@ std::string format_summary(const json& j) {
 
 std::vector<std::string> verify_directory(const std::string& dir) {
   std::vector<std::string> problems;
-  const json manifest = read_manifest(dir);
+  const ShardDirectory in(dir);
   std::int64_t total = 0;
-  for (const auto& s : manifest.at("shards")) {
+  for (const ShardEntry& s : in.manifest().shards) {
     throw_if_interrupted(dir);
-    const std::string file = s.at("file").get<std::string>();
-    const fs::path p = fs::path(dir) / file;
+    const fs::path p = fs::path(dir) / s.file;
     if (!fs::exists(p)) {
-      problems.push_back(file + ": missing");
+      problems.push_back(s.file + ": missing");
       continue;
     }
-    if (sha256_file(p) != s.at("sha256").get<std::string>()) problems.push_back(file + ": SHA-256 does not match the manifest");
+    if (sha256_file(p) != s.sha256) problems.push_back(s.file + ": SHA-256 does not match the manifest");
     try {
-      const ShardReader r(p.string());
-      if (r.size() != s.at("count").get<std::int64_t>()) problems.push_back(file + ": count differs from the manifest");
-      if (r.tile_size() != manifest.value("tile_size", r.tile_size())) problems.push_back(file + ": tile size differs from the manifest");
+      const ShardReader& r = in.reader(s.file);  // checks the tile size against the manifest
+      if (r.size() != s.count) problems.push_back(s.file + ": count differs from the manifest");
       (void)r.read_meta();
       total += r.size();
     } catch (const Error& e) {
-      problems.push_back(file + ": " + e.message());
+      problems.push_back(s.file + ": " + e.message());
     }
   }
-  if (total != manifest.at("totals").value("accepted", total)) problems.push_back("manifest totals.accepted differs from the shards' counts");
+  if (total != in.manifest().accepted) problems.push_back("manifest totals.accepted differs from the shards' counts");
   return problems;
 }
 
 cv::Mat montage(const std::string& dir, const MontageOptions& o) {
-  const json manifest = read_manifest(dir);
+  if (o.max_rows < 1 || o.cell < 1) {
+    throw Error(ErrorKind::kInvalidArgument, fmt::format("montage rows ({}) and cell size ({}) must be >= 1", o.max_rows, o.cell));
+  }
+  const ShardDirectory in(dir);
+  const Manifest& manifest = in.manifest();
   std::vector<cv::Mat> rows;
   if (!o.rejected) {
-    const auto samples = read_shard_directory(dir, /*verify_checksums=*/false);
+    const auto samples = in.samples(/*verify_checksums=*/false);
     if (samples.empty()) throw Error(ErrorKind::kInvalidData, "no accepted triplets to show", dir);
     const auto size = static_cast<std::int64_t>(samples.size());
     const std::int64_t n = std::min<std::int64_t>(size, o.max_rows);
-    std::map<std::string, std::unique_ptr<ShardReader>> readers;
     for (std::int64_t i = 0; i < n; ++i) {
       const SampleRef& s = samples[static_cast<std::size_t>(evenly_spaced(i, n, size))];
-      auto& r = readers[s.shard];
-      if (!r) r = std::make_unique<ShardReader>((fs::path(dir) / s.shard).string());
-      const TripletSample t = r->read(s.index);
+      const TripletSample t = in.reader(s.shard).read(s.index);
       rows.push_back(captioned_row({t.slices.begin(), t.slices.end()}, o.cell, fmt::format("{} z={} y={} x={}  ncc {:.2f}/{:.2f}", s.source, s.z, s.y, s.x, t.ncc[0], t.ncc[1]), false));
     }
   } else {
     // Rejected tiles, re-read from the sources (unaligned: at the tile origin in each slice).
-    std::istringstream csv(read_file(fs::path(dir) / kRejectedFile));
-    std::string line;
-    std::getline(csv, line);
-    std::vector<std::vector<std::string>> rejected;
-    while (std::getline(csv, line)) {
-      std::vector<std::string> f;
-      std::stringstream ss(line);
-      for (std::string item; std::getline(ss, item, ',');) f.push_back(item);
-      if (f.size() == 7 && f[4] != "bad_slice") rejected.push_back(f);
+    std::vector<RejectedTile> rejected;
+    for (RejectedTile& t : in.rejected()) {
+      if (t.reason != to_string(RejectReason::kBadSlice)) rejected.push_back(std::move(t));
     }
     if (rejected.empty()) throw Error(ErrorKind::kInvalidData, "no rejected tiles to show", dir);
     std::map<std::string, std::unique_ptr<emio::SliceSource>> sources;
-    std::map<std::string, int> steps;
-    for (const auto& s : manifest.at("sources")) {
-      steps[s.at("id").get<std::string>()] = s.value("step", 1);
+    for (const ManifestSource& s : manifest.sources) {
       emio::SourceOptions so;
-      so.scale = s.value("scale", 0);
-      sources[s.at("id").get<std::string>()] = emio::open_source(s.at("path").get<std::string>(), so, s.value("dataset", std::string("volumes/raw")));
+      so.scale = s.scale;
+      sources[s.id] = emio::open_source(s.path, so, s.dataset.value_or("volumes/raw"));
     }
-    const int T = manifest.value("tile_size", 512);
+    const int T = in.tile_size();
     // Spread over reasons: round-robin through the reasons present.
     std::map<std::string, std::vector<std::size_t>> by_reason;
-    for (std::size_t i = 0; i < rejected.size(); ++i) by_reason[rejected[i][4]].push_back(i);
+    for (std::size_t i = 0; i < rejected.size(); ++i) by_reason[rejected[i].reason].push_back(i);
     std::vector<std::size_t> chosen;
     for (std::size_t round = 0; chosen.size() < static_cast<std::size_t>(o.max_rows); ++round) {
       bool any = false;
@@ -199,15 +181,19 @@ cv::Mat montage(const std::string& dir, const MontageOptions& o) {
       if (!any) break;
     }
     for (std::size_t i : chosen) {
-      const auto& f = rejected[i];
-      const auto& src = sources.at(f[0]);
-      const std::int64_t z = std::stoll(f[1]), y = std::stoll(f[2]), x = std::stoll(f[3]);
-      const int k = steps[f[0]];
+      const RejectedTile& f = rejected[i];
+      const auto found = sources.find(f.source);
+      if (found == sources.end()) {
+        throw Error(ErrorKind::kDataLoss, "rejected.csv names source '" + f.source + "', which the manifest does not list", dir);
+      }
+      const auto& src = found->second;
+      const std::int64_t z = f.z, y = f.y, x = f.x;
+      const int k = manifest.source(f.source)->step;
       const cv::Rect rect = cv::Rect(static_cast<int>(x), static_cast<int>(y), T, T) &
                             cv::Rect(0, 0, static_cast<int>(src->shape().width), static_cast<int>(src->shape().height));
       std::array<cv::Mat, 3> tiles;
       for (int s = 0; s < 3; ++s) tiles[static_cast<std::size_t>(s)] = src->read_slice(z + (s - 1) * k)(rect).clone();
-      rows.push_back(captioned_row({tiles.begin(), tiles.end()}, o.cell, fmt::format("{} z={} y={} x={}  {} {} (thr {})", f[0], z, y, x, f[4], f[5], f[6]), true));
+      rows.push_back(captioned_row({tiles.begin(), tiles.end()}, o.cell, fmt::format("{} z={} y={} x={}  {} {:.6g} (thr {:.6g})", f.source, z, y, x, f.reason, f.value, f.threshold), true));
     }
   }
   return stack_rows(rows);
@@ -217,8 +203,9 @@ std::int64_t export_triplets(const std::string& dir, const std::string& out, con
   refuse_output_overlapping_inputs(out, shard_directory_inputs(dir), "--out");
   check_output_directory(out, o.force);
   OutputLock lock(out);
-  const auto samples = read_shard_directory(dir, /*verify_checksums=*/true);
-  const auto partitions = load_partitions(dir);
+  const ShardDirectory in(dir);
+  const auto samples = in.samples(/*verify_checksums=*/true);
+  const auto partitions = read_partitions(dir);
   // A split line naming no triplet of the manifest is an error, as in ssan-train:
   // exporting fewer triplets than the split lists would go unnoticed.
   {
@@ -238,7 +225,6 @@ std::int64_t export_triplets(const std::string& dir, const std::string& out, con
   });
   const fs::path tmp = staged.path();
   std::map<std::string, std::string> lists;  // partition -> list text
-  std::map<std::string, std::unique_ptr<ShardReader>> readers;
   std::map<std::string, int> shard_number;
   std::int64_t n = 0;
   for (const SampleRef& s : samples) {
@@ -246,12 +232,11 @@ std::int64_t export_triplets(const std::string& dir, const std::string& out, con
     const auto it = partitions.find({s.shard, s.index});
     const std::string part = it != partitions.end() ? it->second : (partitions.empty() ? "train" : "");
     if (part.empty()) continue;  // dropped by the split's guard bands
-    auto& r = readers[s.shard];
-    if (!r) {
-      r = std::make_unique<ShardReader>((fs::path(dir) / s.shard).string());
-      shard_number[s.shard] = static_cast<int>(shard_number.size()) + 1;
+    if (!shard_number.count(s.shard)) {
+      const int number = static_cast<int>(shard_number.size()) + 1;
+      shard_number[s.shard] = number;
     }
-    const TripletSample t = r->read(s.index);
+    const TripletSample t = in.reader(s.shard).read(s.index);
     std::array<cv::Mat, 3> images;
     for (int k = 0; k < 3; ++k) {
       if (o.rgb) {

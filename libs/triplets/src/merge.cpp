@@ -2,13 +2,12 @@
 // (OUT/parts/part-I-of-N/, each a complete build of a contiguous share of the
 // triplets) into the output a single process would have written.
 #include <filesystem>
-#include <fstream>
+#include <iterator>
+#include <optional>
 #include <regex>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
-#include "emt/common/atomic_file.hpp"
 #include "emt/common/error.hpp"
 #include "emt/common/output_guard.hpp"
 #include "emt/common/progress.hpp"
@@ -18,12 +17,12 @@
 
 namespace emt::triplets {
 namespace fs = std::filesystem;
-using json = nlohmann::json;
+using nlohmann::json;
 
 namespace {
 
 /// The parts under OUT/parts, checked complete and from one spec; index = part.
-std::vector<json> read_parts(const fs::path& out) {
+std::vector<Manifest> read_parts(const fs::path& out) {
   const fs::path root = out / "parts";
   if (!fs::is_directory(root)) throw Error(ErrorKind::kNotFound, "no parts to merge (run triplet-build --part I/N first)", root.string());
   const std::regex name("part-(\\d{4})-of-(\\d{4})");
@@ -39,19 +38,16 @@ std::vector<json> read_parts(const fs::path& out) {
     parts = count;
   }
   if (parts < 1) throw Error(ErrorKind::kNotFound, "no parts to merge (run triplet-build --part I/N first)", root.string());
-  std::vector<json> manifests;
+  std::vector<Manifest> manifests;
   for (int i = 0; i < parts; ++i) {
     const fs::path dir = out / part_dir_name(i, parts);
     if (!fs::exists(dir / kManifestFile)) {
       throw Error(ErrorKind::kNotFound, fmt::format("part {} of {} is missing or unfinished (no {})", i, parts, kManifestFile), dir.string());
     }
-    try {
-      manifests.push_back(json::parse(read_file(dir / kManifestFile)));
-    } catch (const json::exception& e) {
-      throw Error(ErrorKind::kDataLoss, std::string("unreadable manifest: ") + e.what(), (dir / kManifestFile).string());
-    }
-    for (const char* key : {"spec_sha256", "spec", "tile_size", "emtriplet_version", "sources"}) {
-      if (manifests.back().value(key, json()) != manifests.front().value(key, json())) {
+    manifests.push_back(read_manifest(dir.string()));
+    const json a = to_json(manifests.back()), b = to_json(manifests.front());
+    for (const char* key : {"spec_sha256", "spec", "tile_size", "emtriplet_version", "sources", "preprocessing"}) {
+      if (a.value(key, json()) != b.value(key, json())) {
         throw Error(ErrorKind::kInvalidData, fmt::format("part {} differs from part 0 in '{}' (built from another spec or version?)", i, key),
                     dir.string());
       }
@@ -65,10 +61,10 @@ std::vector<json> read_parts(const fs::path& out) {
 BuildSummary merge_parts(const std::string& out_dir, bool quiet) {
   const fs::path out(out_dir);
   OutputLock lock(out);  // no build or other merge into OUT meanwhile
-  const std::vector<json> parts = read_parts(out);
+  const std::vector<Manifest> parts = read_parts(out);
   if (fs::exists(out / kManifestFile)) throw Error(ErrorKind::kInvalidArgument, "already holds a finished build", out_dir);
   const int parts_n = static_cast<int>(parts.size());
-  const BuildSpec spec = parse_spec(parts.front().at("spec").get<std::string>(), (out / part_dir_name(0, parts_n) / kManifestFile).string());
+  const BuildSpec spec = parse_spec(parts.front().spec, (out / part_dir_name(0, parts_n) / kManifestFile).string());
 
   std::vector<fs::path> written;
   auto cleanup = [&] {
@@ -76,26 +72,28 @@ BuildSummary merge_parts(const std::string& out_dir, bool quiet) {
     for (const auto& p : written) fs::remove(p, ec);
   };
   BuildSummary summary;
-  json shards = json::array();
+  // manifest.json: part 0's, with the shards and totals of all parts (what a single process writes).
+  Manifest manifest = parts.front();
+  manifest.shards.clear();
   try {
     // Shards: the parts' samples in part order, repacked spec.shard_size to a shard.
     std::int64_t total = 0;
-    for (const auto& m : parts) {
-      for (const auto& s : m.at("shards")) total += s.at("count").get<std::int64_t>();
+    for (const Manifest& m : parts) {
+      for (const ShardEntry& s : m.shards) total += s.count;
     }
     Progress progress("triplet-build: merging", total, "triplets", quiet);
     std::vector<TripletSample> pending;
     std::optional<ShardAttributes> attributes;
     auto flush = [&] {
-      const fs::path path = out / shard_file_name(static_cast<std::int64_t>(shards.size()));
+      const fs::path path = out / shard_file_name(static_cast<std::int64_t>(manifest.shards.size()));
       write_shard(path.string(), pending, *attributes);
       written.push_back(path);
-      shards.push_back(json{{"file", path.filename().string()}, {"count", pending.size()}, {"sha256", sha256_file(path)}});
+      manifest.shards.push_back({path.filename().string(), static_cast<std::int64_t>(pending.size()), sha256_file(path)});
       pending.clear();
     };
     for (int i = 0; i < parts_n; ++i) {
-      for (const auto& s : parts[static_cast<std::size_t>(i)].at("shards")) {
-        const ShardReader reader((out / part_dir_name(i, parts_n) / s.at("file").get<std::string>()).string());
+      for (const ShardEntry& s : parts[static_cast<std::size_t>(i)].shards) {
+        const ShardReader reader((out / part_dir_name(i, parts_n) / s.file).string());
         if (!attributes) {
           attributes = reader.attributes();
           attributes->compress = spec.compress;  // a property of the dataset, not read back as an attribute
@@ -110,39 +108,30 @@ BuildSummary merge_parts(const std::string& out_dir, bool quiet) {
     if (!pending.empty()) flush();
     progress.finish();
 
-    // rejected.csv: one header, then every part's rows in order.
-    {
-      AtomicFile rejected(out / kRejectedFile);
-      std::ofstream os(rejected.temp_path(), std::ios::binary);
-      for (int i = 0; i < parts_n; ++i) {
-        std::ifstream in(out / part_dir_name(i, parts_n) / kRejectedFile, std::ios::binary);
-        std::string line;
-        if (!std::getline(in, line)) throw Error(ErrorKind::kDataLoss, "empty rejected.csv", (out / part_dir_name(i, parts_n)).string());
-        if (i == 0) os << line << '\n';
-        while (std::getline(in, line)) os << line << '\n';
-      }
-      os.close();
-      if (!os) throw Error(ErrorKind::kIo, "cannot write (disk full?)", (out / kRejectedFile).string());
-      rejected.commit();
-      written.push_back(out / kRejectedFile);
+    // rejected.csv: every part's rows in order.
+    std::vector<RejectedTile> rejected;
+    for (int i = 0; i < parts_n; ++i) {
+      auto rows = read_rejected_file(out / part_dir_name(i, parts_n) / kRejectedFile);
+      rejected.insert(rejected.end(), std::make_move_iterator(rows.begin()), std::make_move_iterator(rows.end()));
     }
+    write_rejected_file(out / kRejectedFile, rejected);
+    written.push_back(out / kRejectedFile);
 
-    // manifest.json: part 0's, with the totals of all parts (what finish() writes for one process).
-    json manifest = parts.front();
     std::map<std::string, std::int64_t> rejected_by_reason;
-    std::int64_t candidates = 0, rejected_total = 0;
-    for (const auto& m : parts) {
-      candidates += m.at("totals").at("candidates").get<std::int64_t>();
-      for (const auto& [reason, n] : m.at("rejected").items()) rejected_by_reason[reason] += n.get<std::int64_t>();
+    std::int64_t candidates = 0;
+    for (const Manifest& m : parts) {
+      candidates += m.candidates.value_or(0);
+      if (m.rejected) {
+        for (const auto& [reason, n] : *m.rejected) rejected_by_reason[reason] += n;
+      }
     }
-    for (const auto& [reason, n] : rejected_by_reason) rejected_total += n;
-    manifest["shards"] = shards;
-    manifest["totals"] = {{"candidates", candidates}, {"accepted", total}, {"rejected", rejected_total}};
-    manifest["rejected"] = rejected_by_reason;
-    write_file_atomic(out / kManifestFile, manifest.dump(2) + "\n");
+    manifest.candidates = candidates;
+    manifest.accepted = total;
+    manifest.rejected = rejected_by_reason;
+    write_manifest(out, manifest);
     summary.candidates = candidates;
     summary.triplets = total;
-    summary.shards = static_cast<std::int64_t>(shards.size());
+    summary.shards = static_cast<std::int64_t>(manifest.shards.size());
     summary.rejected = rejected_by_reason;
   } catch (...) {
     cleanup();

@@ -1,10 +1,7 @@
 #include "emt/triplets/preprocessing.hpp"
 
-#include <filesystem>
-
 #include "emt/common/error.hpp"
-#include "emt/common/atomic_file.hpp"
-#include "emt/triplets/build.hpp"
+#include "emt/triplets/shard_directory.hpp"
 
 namespace emt::emio {
 // Missing keys keep their defaults: a record written by an older version
@@ -63,18 +60,7 @@ PreprocessingRecord preprocessing_from_json(const json& j, const std::string& or
 }
 
 std::vector<PreprocessingRecord> read_preprocessing(const std::string& shard_dir) {
-  const std::string path = (std::filesystem::path(shard_dir) / kManifestFile).string();
-  json manifest;
-  try {
-    manifest = json::parse(read_file(path));
-  } catch (const json::exception& e) {
-    throw Error(ErrorKind::kInvalidData, std::string("unreadable manifest: ") + e.what(), path);
-  }
-  std::vector<PreprocessingRecord> records;
-  if (!manifest.contains("preprocessing")) return records;
-  if (!manifest["preprocessing"].is_array()) throw Error(ErrorKind::kInvalidData, "manifest: preprocessing must be a list", path);
-  for (const json& j : manifest["preprocessing"]) records.push_back(preprocessing_from_json(j, path));
-  return records;
+  return read_manifest(shard_dir).preprocessing.value_or(std::vector<PreprocessingRecord>{});
 }
 
 Histogram combined_reference(const std::vector<PreprocessingRecord>& records) {

@@ -30,6 +30,7 @@ void write_array(hid_t file, const std::string& name, hid_t file_type, hid_t mem
 }  // namespace
 
 void write_shard(const std::string& path, const std::vector<TripletSample>& samples, const ShardAttributes& attr) {
+  if (attr.tile_size < 1) throw Error(ErrorKind::kInvalidArgument, fmt::format("tile size {} must be >= 1", attr.tile_size), path);
   AtomicFile out(path);
   const std::string tmp = out.temp_path().string();
   const auto n = static_cast<hsize_t>(samples.size());
@@ -118,6 +119,11 @@ ShardReader::ShardReader(const std::string& path) : path_(path), impl_(new Impl)
     }
     count_ = static_cast<std::int64_t>(dims[0]);
     tile_ = static_cast<int>(dims[2]);
+    // The attribute and the dataset's shape both say the tile size: they must agree.
+    long long attribute_tile = 0;
+    if (h5::read_int_attribute(impl_->file.get(), "tile_size", attribute_tile) && attribute_tile != tile_) {
+      throw Error(ErrorKind::kInvalidData, fmt::format("tile_size attribute {} disagrees with /triplets' {}x{} tiles", attribute_tile, tile_, tile_), path);
+    }
     attributes_.tile_size = tile_;
     (void)h5::read_string_attribute(impl_->file.get(), "spec", attributes_.spec);
     (void)h5::read_string_attribute(impl_->file.get(), "emtriplet_version", attributes_.version);
@@ -132,13 +138,8 @@ ShardReader::~ShardReader() { delete impl_; }
 
 void ShardReader::read_pixels(std::int64_t i, std::uint8_t* out) const {
   if (i < 0 || i >= count_) throw Error(ErrorKind::kInvalidArgument, fmt::format("sample {} out of range [0, {})", i, count_), path_);
-  auto guard = h5::lock();
   const auto t = static_cast<hsize_t>(tile_);
-  h5::Handle fspace(H5Dget_space(impl_->triplets.get()));
-  const hsize_t start[4] = {static_cast<hsize_t>(i), 0, 0, 0}, count[4] = {1, 3, t, t};
-  H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start, nullptr, count, nullptr);
-  h5::Handle mspace(H5Screate_simple(4, count, nullptr));
-  if (H5Dread(impl_->triplets.get(), H5T_NATIVE_UINT8, mspace.get(), fspace.get(), H5P_DEFAULT, out) < 0) {
+  if (!h5::read_leading(impl_->triplets.get(), static_cast<hsize_t>(i), {3, t, t}, H5T_NATIVE_UINT8, out)) {
     throw Error(ErrorKind::kDataLoss, fmt::format("cannot read triplet {} (truncated or corrupt?)", i), path_);
   }
 }

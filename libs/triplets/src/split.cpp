@@ -2,22 +2,19 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <charconv>
 #include <map>
 #include <random>
 #include <set>
-#include <sstream>
 
 #include <fmt/format.h>
 
 #include "emt/common/atomic_file.hpp"
-#include "emt/common/cli.hpp"
+#include "emt/common/interrupt.hpp"
 #include "emt/common/error.hpp"
 #include "emt/common/output_guard.hpp"
 #include "emt/common/random.hpp"
 #include "emt/common/sha256.hpp"
 #include "emt/common/text.hpp"
-#include "emt/triplets/build.hpp"
 #include "emt/triplets/shard.hpp"
 
 namespace emt::triplets {
@@ -57,114 +54,6 @@ void parse_grouping(const std::string& text, SplitOptions& o) {
   throw Error(ErrorKind::kInvalidArgument, "--group must be z-block:N, z-block or none, not '" + text + "'");
 }
 
-json read_manifest(const std::string& dir) {
-  const fs::path path = fs::path(dir) / kManifestFile;
-  if (!fs::exists(path)) throw Error(ErrorKind::kNotFound, "no manifest.json: not a finished triplet-build output", dir);
-  json m;
-  try {
-    m = json::parse(read_file(path));
-  } catch (const json::exception& e) {
-    throw Error(ErrorKind::kDataLoss, std::string("manifest is not valid JSON: ") + e.what(), path.string());
-  }
-  // The fields the tools use, with their types, checked once here: a damaged
-  // manifest is one error naming it, not a JSON type error from deep inside.
-  auto bad = [&](const std::string& what) { return Error(ErrorKind::kDataLoss, "manifest is damaged: " + what, path.string()); };
-  if (!m.is_object()) throw bad("not a JSON object");
-  if (!m.contains("shards") || !m["shards"].is_array()) throw bad("'shards' is not a list");
-  for (const json& s : m["shards"]) {
-    if (!s.is_object() || !s.contains("file") || !s["file"].is_string() || !s.contains("count") || !s["count"].is_number_unsigned() ||
-        !s.contains("sha256") || !s["sha256"].is_string()) {
-      throw bad("a 'shards' entry lacks a string 'file', a count >= 0 or a string 'sha256'");
-    }
-    const std::string file = s["file"].get<std::string>();
-    if (file.empty() || file.find('/') != std::string::npos || file == "." || file == "..") throw bad("shard name '" + file + "' is not a file name");
-  }
-  if (m.contains("sources")) {
-    if (!m["sources"].is_array()) throw bad("'sources' is not a list");
-    for (const json& s : m["sources"]) {
-      if (!s.is_object() || !s.contains("id") || !s["id"].is_string() || (s.contains("step") && !s["step"].is_number_integer()) ||
-          (s.contains("path") && !s["path"].is_string()) || (s.contains("dataset") && !s["dataset"].is_string())) {
-        throw bad("a 'sources' entry lacks a string 'id' or has a wrongly typed 'step', 'path' or 'dataset'");
-      }
-    }
-  }
-  if (m.contains("tile_size") && !m["tile_size"].is_number_integer()) throw bad("'tile_size' is not an integer");
-  if (!m.contains("totals") || !m["totals"].is_object()) throw bad("'totals' is missing");
-  for (const auto& [key, value] : m["totals"].items()) {
-    if (!value.is_number_integer()) throw bad("totals." + key + " is not an integer");
-  }
-  if (m.contains("rejected") && !m["rejected"].is_object()) throw bad("'rejected' is not an object");
-  const json rejected = m.value("rejected", json::object());
-  for (const auto& [key, value] : rejected.items()) {
-    if (!value.is_number_integer()) throw bad("rejected." + key + " is not an integer");
-  }
-  return m;
-}
-
-std::vector<std::filesystem::path> shard_directory_inputs(const std::string& dir) {
-  std::vector<fs::path> out;
-  const fs::path d(dir);
-  for (const char* name : {kManifestFile, kRejectedFile, kStateFile, "splits", "train", "val", "test"}) out.push_back(d / name);
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(d, ec)) {
-    if (e.path().filename().string().rfind("shard-", 0) == 0) out.push_back(e.path());
-  }
-  return out;
-}
-
-std::string split_file_path(const std::string& dir, const std::string& name) {
-  return (fs::path(dir) / "splits" / (name + ".txt")).string();
-}
-
-std::vector<std::pair<std::string, std::int64_t>> read_split_file(const std::string& dir, const std::string& name) {
-  const std::string path = split_file_path(dir, name);
-  if (!fs::exists(path)) throw Error(ErrorKind::kNotFound, "no such split (run triplet-split first)", path);
-  std::vector<std::pair<std::string, std::int64_t>> out;
-  std::istringstream in(read_file(path));
-  std::string line;
-  for (int number = 1; std::getline(in, line); ++number) {
-    if (trim(line).empty()) continue;
-    // "FILE INDEX" and nothing else: a damaged list must not silently shrink a split.
-    std::istringstream fields(line);
-    std::string file, index, extra;
-    fields >> file >> index >> extra;
-    std::int64_t value = -1;
-    const auto [end, ec] = std::from_chars(index.data(), index.data() + index.size(), value);
-    if (index.empty() || !extra.empty() || ec != std::errc() || end != index.data() + index.size() || value < 0) {
-      throw Error(ErrorKind::kInvalidData, fmt::format("line {} is not 'SHARD INDEX': '{}'", number, trim(line)), path);
-    }
-    out.emplace_back(file, value);
-  }
-  return out;
-}
-
-std::vector<SampleRef> read_shard_directory(const std::string& dir, bool verify) {
-  if (!fs::is_directory(dir)) throw Error(ErrorKind::kNotFound, "no such directory", dir);
-  const json manifest = read_manifest(dir);
-  std::map<std::string, int> steps;
-  for (const auto& s : manifest.value("sources", json::array())) steps[s.value("id", "")] = s.value("step", 1);
-  std::vector<SampleRef> out;
-  for (const auto& s : manifest.at("shards")) {
-    const std::string file = s.at("file").get<std::string>();
-    const fs::path path = fs::path(dir) / file;
-    if (!fs::exists(path)) throw Error(ErrorKind::kNotFound, "shard listed in the manifest is missing", path.string());
-    if (verify && sha256_file(path) != s.at("sha256").get<std::string>()) {
-      throw Error(ErrorKind::kDataLoss, "shard SHA-256 does not match the manifest (corrupt or modified)", path.string());
-    }
-    const ShardReader reader(path.string());
-    if (reader.size() != s.at("count").get<std::int64_t>()) {
-      throw Error(ErrorKind::kDataLoss, "shard holds a different number of triplets than the manifest says", path.string());
-    }
-    const auto meta = reader.read_meta();
-    for (std::size_t i = 0; i < meta.size(); ++i) {
-      const auto it = steps.find(meta[i].source);
-      out.push_back({file, static_cast<std::int64_t>(i), meta[i].source, meta[i].z, meta[i].y, meta[i].x,
-                     it == steps.end() ? 1 : it->second});
-    }
-  }
-  return out;
-}
-
 namespace {
 
 std::uint64_t string_seed(const std::string& s) {
@@ -179,6 +68,11 @@ SplitResult compute_split(const std::vector<SampleRef>& samples, const SplitOpti
   SplitResult result;
   std::array<double, 3> ratio = o.ratios;
   double rsum = ratio[0] + ratio[1] + ratio[2];
+  // Written so that NaN fails too.
+  if (!(ratio[0] >= 0 && ratio[1] >= 0 && ratio[2] >= 0 && rsum > 0 && rsum < 1e300)) {
+    throw Error(ErrorKind::kInvalidArgument, fmt::format("split ratios must be >= 0 and not all 0, not {}:{}:{}", ratio[0], ratio[1], ratio[2]));
+  }
+  if (o.block < 0) throw Error(ErrorKind::kInvalidArgument, fmt::format("z-block size must be >= 0 (0: automatic), not {}", o.block));
   for (double& r : ratio) r /= rsum;
   std::vector<int> assignment(samples.size(), -1);
   std::int64_t max_group = 1;
@@ -308,55 +202,54 @@ namespace {
 bool is_materialized_partition_or_absent(const fs::path& p) {
   if (!fs::exists(p)) return true;
   try {
-    return json::parse(read_file(p / kManifestFile)).value("tool", std::string()) == "triplet-split --materialize";
+    return read_manifest(p.string()).tool == "triplet-split --materialize";
   } catch (const std::exception&) {
     return false;
   }
 }
 
-void materialize(const std::string& dir, const std::string& name, const std::vector<SampleRef>& part, const json& manifest) {
-  const fs::path final_dir = fs::path(dir) / name;
+void materialize(const ShardDirectory& in, const std::string& name, const std::vector<SampleRef>& part) {
+  const fs::path final_dir = fs::path(in.dir()) / name;
   // Written into NAME.tmp/ and moved into place; it replaces only a partition
   // this tool wrote before (all of it is ours), never a user's directory.
   StagedDirectory staged(final_dir, /*force=*/true, [](const std::string&) { return true; });
   const fs::path tmp = staged.path();
-  const std::size_t per_shard = manifest.at("shards").empty() ? 64 : std::max<std::size_t>(1, manifest.at("shards")[0].at("count").get<std::size_t>());
-  std::map<std::string, std::unique_ptr<ShardReader>> readers;
-  json shards = json::array();
+  const Manifest& manifest = in.manifest();
+  const std::size_t per_shard = manifest.shards.empty() ? 64 : std::max<std::int64_t>(1, manifest.shards[0].count);
+  Manifest m = manifest;
+  m.tool = "triplet-split --materialize";
+  m.partition = name;
+  m.shards.clear();
+  m.candidates.reset();
+  m.accepted = static_cast<std::int64_t>(part.size());
+  m.rejected.reset();
   std::vector<TripletSample> pending;
   ShardAttributes attr;
   auto flush = [&] {
-    const std::string file = shard_file_name(static_cast<std::int64_t>(shards.size()));
+    const std::string file = shard_file_name(static_cast<std::int64_t>(m.shards.size()));
     write_shard((tmp / file).string(), pending, attr);
-    shards.push_back({{"file", file}, {"count", pending.size()}, {"sha256", sha256_file(tmp / file)}});
+    m.shards.push_back({file, static_cast<std::int64_t>(pending.size()), sha256_file(tmp / file)});
     pending.clear();
   };
   for (const SampleRef& s : part) {
     throw_if_interrupted(final_dir.string());
-    auto& reader = readers[s.shard];
-    if (!reader) reader = std::make_unique<ShardReader>((fs::path(dir) / s.shard).string());
-    attr = reader->attributes();
-    attr.tile_size = reader->tile_size();
-    pending.push_back(reader->read(s.index));
+    const ShardReader& reader = in.reader(s.shard);
+    attr = reader.attributes();
+    pending.push_back(reader.read(s.index));
     if (pending.size() == per_shard) flush();
   }
   if (!pending.empty()) flush();
-  json m = manifest;
-  m["tool"] = "triplet-split --materialize";
-  m["partition"] = name;
-  m["shards"] = shards;
-  m["totals"] = {{"accepted", part.size()}};
-  m.erase("rejected");
-  write_file_atomic(tmp / kManifestFile, m.dump(2) + "\n");
+  write_manifest(tmp, m);
   staged.commit();
 }
 
 }  // namespace
 
 SplitResult run_split(const std::string& dir, const SplitOptions& o) {
-  const auto samples = read_shard_directory(dir, /*verify_checksums=*/true);
+  const ShardDirectory in(dir);
+  const auto samples = in.samples(/*verify_checksums=*/true);
   SplitResult result = compute_split(samples, o);
-  const fs::path out = fs::path(dir) / "splits";
+  const fs::path out = fs::path(dir) / kSplitsDir;
   if (o.materialize) {
     for (const char* name : kPartitionNames) {
       if (!is_materialized_partition_or_absent(fs::path(dir) / name)) {
@@ -367,14 +260,13 @@ SplitResult run_split(const std::string& dir, const SplitOptions& o) {
   }
   ensure_writable_directory(out);
   for (int p = 0; p < 3; ++p) {
-    std::string text;
-    for (const SampleRef& s : result.partitions[static_cast<std::size_t>(p)]) text += s.shard + " " + std::to_string(s.index) + "\n";
-    write_file_atomic(split_file_path(dir, kPartitionNames[p]), text);
+    std::vector<std::pair<std::string, std::int64_t>> entries;
+    for (const SampleRef& s : result.partitions[static_cast<std::size_t>(p)]) entries.emplace_back(s.shard, s.index);
+    write_split_file(dir, kPartitionNames[p], entries);
   }
   write_file_atomic(out / "split.json", result.report.dump(2) + "\n");
   if (o.materialize) {
-    const json manifest = read_manifest(dir);
-    for (int p = 0; p < 3; ++p) materialize(dir, kPartitionNames[p], result.partitions[static_cast<std::size_t>(p)], manifest);
+    for (int p = 0; p < 3; ++p) materialize(in, kPartitionNames[p], result.partitions[static_cast<std::size_t>(p)]);
   }
   return result;
 }

@@ -7,11 +7,10 @@
 // each sample's augmentation by (seed, e, position), so batches do not depend
 // on thread timing.
 #include <array>
-#include <condition_variable>
+#include <atomic>
 #include <cstdint>
-#include <deque>
+#include <exception>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -19,8 +18,7 @@
 #include <opencv2/core.hpp>
 #include <torch/torch.h>
 
-#include "emt/triplets/shard.hpp"
-#include "emt/triplets/split.hpp"
+#include "emt/triplets/shard_directory.hpp"
 
 namespace emt::ssan {
 
@@ -52,10 +50,9 @@ class TripletDataset {
   [[nodiscard]] std::array<int, 2> blind_offset(std::int64_t i) const { return blind_offset_[static_cast<std::size_t>(i)]; }
 
  private:
-  std::string dir_;
+  std::shared_ptr<const triplets::ShardDirectory> shards_;  // its readers, opened once, serve every read
   std::vector<triplets::SampleRef> refs_;
   std::vector<std::array<int, 2>> blind_offset_;
-  std::map<std::string, std::shared_ptr<triplets::ShardReader>> readers_;
   int tile_ = 0;
 };
 
@@ -88,13 +85,11 @@ class BatchLoader {
   Augmentation aug_;
   std::uint64_t seed_;
   bool shuffle_;
-  std::size_t prefetch_;
   std::int64_t epoch_, position_;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::deque<Batch> queue_;
-  std::exception_ptr error_;
-  bool stop_ = false;
+  struct Queue;                   // a tbb::concurrent_bounded_queue of batches (or the producer's error)
+  std::unique_ptr<Queue> queue_;  // (TBB stays out of this header)
+  std::atomic<bool> stop_{false}, finished_{false};
+  std::exception_ptr error_;      // the producer's failure, once next() met it
   double wait_seconds_ = 0;
   std::thread worker_;
 };

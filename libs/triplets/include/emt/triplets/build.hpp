@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "emt/triplets/shard_directory.hpp"  // the output directory's names and files
 #include "emt/triplets/spec.hpp"
 
 namespace emt::triplets {
@@ -59,11 +60,5 @@ struct BuildSummary {
 [[nodiscard]] BuildSummary merge_parts(const std::string& out_dir, bool quiet = false);
 /// "parts/part-IIII-of-NNNN", relative to the output directory.
 [[nodiscard]] std::string part_dir_name(int part, int parts);
-
-/// File names inside an output directory.
-inline constexpr const char* kManifestFile = "manifest.json";
-inline constexpr const char* kRejectedFile = "rejected.csv";
-inline constexpr const char* kStateFile = ".triplet-build-state.json";
-[[nodiscard]] std::string shard_file_name(std::int64_t index);
 
 }  // namespace emt::triplets

@@ -2,7 +2,9 @@
 // Tile filters: decide whether an aligned triplet tile is a usable training
 // sample, and record why not. Each filter has one threshold (FilterOptions,
 // set from the data spec) and one reason; the first filter that fires wins,
-// in the order of RejectReason.
+// in the order evaluate_tile runs them: flat (padding / blank), defect,
+// continuity, blur, duplicate. (kBadSlice and kAlignment are decided by
+// triplet-build around the filters: alignment only when none fires.)
 #include <array>
 #include <string>
 
@@ -62,6 +64,8 @@ struct TileDecision {
 };
 
 /// Evaluates the filters on three aligned CV_8UC1 tiles of equal size.
+/// Throws kInvalidArgument for empty or mismatched tiles, or a tile smaller
+/// than options.flat_block.
 [[nodiscard]] TileDecision evaluate_tile(const std::array<cv::Mat, 3>& tiles, const FilterOptions& options);
 
 /// Sharpness used by the blur filter: variance of the Laplacian after a

@@ -41,7 +41,8 @@ struct PreprocessingRecord {
 [[nodiscard]] PreprocessingRecord preprocessing_from_json(const nlohmann::json& j, const std::string& origin);
 
 /// The records of a shard directory's manifest.json (empty for a build that
-/// predates the record). Throws kNotFound / kInvalidData naming the file.
+/// predates the record). Throws kNotFound / kDataLoss (read_manifest) or
+/// kInvalidData (a damaged record) naming the file.
 [[nodiscard]] std::vector<PreprocessingRecord> read_preprocessing(const std::string& shard_dir);
 
 /// The one reference a model's inputs are matched to: the records' references,

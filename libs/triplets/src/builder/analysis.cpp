@@ -1,0 +1,111 @@
+#include "builder/analysis.hpp"
+
+#include <algorithm>
+#include <mutex>
+#include <optional>
+
+#include <fmt/format.h>
+#include <tbb/info.h>
+#include <tbb/task_arena.h>
+#include <tbb/parallel_for.h>
+
+#include "emt/common/error.hpp"
+#include "emt/common/interrupt.hpp"
+#include "emt/common/progress.hpp"
+
+namespace emt::triplets::builder {
+namespace {
+
+bool is_data_error(const Error& e) {
+  return e.kind() == ErrorKind::kDataLoss || e.kind() == ErrorKind::kInvalidData || e.kind() == ErrorKind::kNotFound;
+}
+
+}  // namespace
+
+// Slices are processed in z-order chunks: each slice is read and prepared
+// once (histogram, alignment features), pairs (z, z + step) are matched
+// from the prepared features, and only the last `step` slices' features
+// are carried to the next chunk, so memory does not grow with depth.
+void analyse_slices(std::vector<Source>& sources, const BuildSpec& spec, const AnalysisOptions& opt) {
+  auto warn = [&](const std::string& s) {
+    if (opt.warn) opt.warn(s);
+  };
+  std::int64_t total = 0;
+  for (const Source& s : sources) total += static_cast<std::int64_t>(s.used.size());
+  Progress progress("triplet-build: aligning", total, "slices", opt.quiet);
+  const std::size_t chunk = 4 * static_cast<std::size_t>(std::max(1, tbb::this_task_arena::max_concurrency()));
+  std::mutex error_mutex;
+  std::optional<Error> first_error;
+  auto guarded = [&](auto&& f) {
+    try {
+      if (!interrupt_requested()) f();
+    } catch (const Error& e) {
+      std::lock_guard lock(error_mutex);
+      if (!first_error) first_error = e;
+    }
+  };
+  for (Source& s : sources) {
+    const std::vector<std::int64_t> used(s.used.begin(), s.used.end());
+    const int k = s.spec.step;
+    std::map<std::int64_t, AlignmentFeatures> available;
+    for (std::size_t c0 = 0; c0 < used.size(); c0 += chunk) {
+      const std::size_t n = std::min(chunk, used.size() - c0);
+      std::vector<std::optional<AlignmentFeatures>> features(n);
+      std::vector<std::optional<Histogram>> hist(n);
+      tbb::parallel_for(std::size_t{0}, n, [&](std::size_t i) {
+        guarded([&] {
+          const std::int64_t z = used[c0 + i];
+          try {
+            const cv::Mat slice = s.volume->read_slice(z);
+            hist[i] = histogram_of(slice, /*ignore_zero=*/true);
+            features[i] = prepare_alignment(slice, spec.align);
+          } catch (const Error& e) {
+            if (!opt.skip_bad_slices || !is_data_error(e)) throw;
+          }
+          progress.tick();
+        });
+      });
+      if (first_error) throw *first_error;
+      for (std::size_t i = 0; i < n; ++i) {
+        const std::int64_t z = used[c0 + i];
+        if (!hist[i]) {
+          s.bad.insert(z);
+          warn(fmt::format("unreadable slice skipped: {}", s.volume->location(z)));
+          continue;
+        }
+        s.histograms[z] = *hist[i];
+        available[z] = std::move(*features[i]);
+      }
+      std::vector<std::int64_t> pairs;
+      for (const auto& [z, f] : available) {
+        if (available.count(z + k) && !s.forward.count(z)) pairs.push_back(z);
+      }
+      std::vector<Shift> shifts(pairs.size());
+      tbb::parallel_for(std::size_t{0}, pairs.size(), [&](std::size_t i) {
+        guarded([&] { shifts[i] = estimate_shift(available.at(pairs[i]), available.at(pairs[i] + k), spec.align); });
+      });
+      if (first_error) throw *first_error;
+      for (std::size_t i = 0; i < pairs.size(); ++i) s.forward[pairs[i]] = shifts[i];
+      const std::int64_t last = used[c0 + n - 1];
+      for (auto it = available.begin(); it != available.end();) it = it->first + k <= last ? available.erase(it) : std::next(it);
+      if (interrupt_requested()) throw Error(ErrorKind::kAborted, "interrupted before any shard was written", opt.where);
+    }
+  }
+  progress.finish();
+  for (Source& s : sources) {
+    if (!spec.histogram_matching) continue;
+    // Reference: evenly spaced readable slices, outliers (defective slices) dropped.
+    const std::vector<std::int64_t> sample_z = reference_candidates(s, spec.reference_slices);
+    std::vector<Histogram> sample;
+    for (std::int64_t z : sample_z) sample.push_back(s.histograms.at(z));
+    s.reference = reference_histogram(sample);
+    if (s.reference.used.empty()) {
+      warn("source " + s.spec.id + ": no clean slice for a reference histogram; histogram matching disabled for it");
+      continue;
+    }
+    for (auto& idx : s.reference.used) idx = static_cast<std::size_t>(sample_z[idx]);
+    for (const auto& [z, h] : s.histograms) s.luts[z] = matching_lut(h, s.reference.counts, /*keep_zero=*/true);
+  }
+}
+
+}  // namespace emt::triplets::builder
