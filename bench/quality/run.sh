@@ -25,6 +25,7 @@
 #                          so runs on a shared machine are compared fairly)
 #   --threads T            torch threads for training (default 1)
 #   --snapshots K          also score K-1 intermediate snapshots (default 4)
+#   --crop C               training crop in pixels (default: 96 flyem, 128 isbi)
 #   --tag NAME             run directory suffix (default: none)
 # Environment: BUILD (default build), OUT (default out/quality), EMT_SHARED_DATA.
 set -euo pipefail
@@ -34,7 +35,7 @@ BIN=$BUILD/apps
 SCORE=$BUILD/bench/bench_quality_score
 DATA=${EMT_SHARED_DATA:-$ROOT/../shared/data}
 OUT=${OUT:-$ROOT/out/quality}
-dataset=flyem minutes=10 clock=cpu threads=1 snapshots=4 tag=""
+dataset=flyem minutes=10 clock=cpu threads=1 snapshots=4 tag="" crop_override=""
 configs=()
 while (($#)); do
   case "$1" in
@@ -43,8 +44,9 @@ while (($#)); do
     --clock) clock=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --snapshots) snapshots=$2; shift 2 ;;
+    --crop) crop_override=$2; shift 2 ;;
     --tag) tag=-$2; shift 2 ;;
-    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
     -*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     *) configs+=("$1"); shift ;;
   esac
@@ -61,6 +63,7 @@ case "$dataset" in
          heldout_first=22 heldout_last=29 step=1 phases=2 crop=128 ;;
   *) echo "run.sh: --data flyem|isbi" >&2; exit 2 ;;
 esac
+[[ -n $crop_override ]] && crop=$crop_override
 [[ -d $stack ]] || { echo "run.sh: $stack not found (set EMT_SHARED_DATA)" >&2; exit 1; }
 work=$OUT/$dataset
 mkdir -p "$work/runs"
