@@ -11,7 +11,8 @@
 # 2x1 outputs are byte-identical to hdf5_1x2's, and the load average before and after. The cases
 # run one after another in that order, ROUNDS times, interleaved (a shared machine's load
 # drifts); figures are medians over the rounds. Outputs are deleted after their digest is taken.
-# Peak RSS: /usr/bin/time's maximum resident set of the process (mpirun: its largest child).
+# Peak RSS: /usr/bin/time's maximum resident set of the process (mpirun: its largest child);
+# cpu_seconds: its user + system time with its children's (mb_per_cpu_s: a load-independent rate).
 # usage: bench/scale.sh [DEPTHxHEIGHTxWIDTH] [REPEAT]   (default 64x8192x8192 = 4 GiB, REPEAT 8)
 # The volume is an em-phantom of DEPTH x HEIGHT/REPEAT x WIDTH/REPEAT tiled REPEAT x REPEAT
 # times laterally (bench_tile_volume): drawing 4 Gvoxel with em-phantom takes hours here.
@@ -56,12 +57,12 @@ BIG_CACHE=$(( (CZ * ((H + CY - 1) / CY) * CY * ((W + CX - 1) / CX) * CX) / 10485
 MPIRUN=(mpirun --allow-run-as-root --oversubscribe --mca btl self,vader --mca btl_vader_single_copy_mechanism none)
 sync
 : > "$WORK/runs.txt"
-run() {  # round, name, command... -> "round name seconds peak_kb" in runs.txt, digest of the output
+run() {  # round, name, command... -> "round name seconds peak_kb user_s sys_s load" in runs.txt, digest of the output
   local round=$1 name=$2; shift 2
   rm -rf "$WORK/o"
   local start end
   start=$(date +%s.%N)
-  /usr/bin/time -f '%M' -o "$WORK/rss" "$@" > /dev/null
+  /usr/bin/time -f '%M %U %S' -o "$WORK/rss" "$@" > /dev/null
   end=$(date +%s.%N)
   echo "$round $name $(echo "$end - $start" | bc) $(cat "$WORK/rss") $(cat /proc/loadavg | cut -d' ' -f1)" >> "$WORK/runs.txt"
   (cd "$WORK/o" && sha256sum ./* | sha256sum | cut -c1-16) > "$WORK/$name.digest"
@@ -86,13 +87,15 @@ d, h, w = map(int, size.split("x"))
 mb = d * h * w / 1e6
 runs = {}
 for line in open(f"{work}/runs.txt"):
-    r, name, s, kb, load = line.split()
-    runs.setdefault(name, []).append((float(s), int(kb) / 1024, float(load)))
+    r, name, s, kb, user, system, load = line.split()
+    runs.setdefault(name, []).append((float(s), int(kb) / 1024, float(load), float(user) + float(system)))
 out = {}
 for name, rs in runs.items():
     s = statistics.median(x[0] for x in rs)
     out[name] = {"case": "scale", "run": name, "size": size, "chunks": chunks if name.startswith("zarr") else None,
                  "rounds": len(rs), "seconds": s, "mb_per_s": mb / s, "peak_rss_mb": max(x[1] for x in rs),
+                 # CPU time (user + system of the process and its children): steadier than wall time under load.
+                 "cpu_seconds": statistics.median(x[3] for x in rs), "mb_per_cpu_s": mb / statistics.median(x[3] for x in rs),
                  "load_1min_after": [x[2] for x in rs]}
     print(json.dumps(out[name]))
 digest = {n: open(f"{work}/{n}.digest").read().strip() for n in runs}
