@@ -25,6 +25,7 @@
 #include "emt/common/error.hpp"
 #include "emt/common/output_guard.hpp"
 #include "emt/common/progress.hpp"
+#include "emt/common/sampling.hpp"
 #include "emt/common/sha256.hpp"
 #include "emt/triplets/histogram.hpp"
 #include "emt/triplets/shard.hpp"
@@ -59,6 +60,7 @@ struct Source {
   std::set<std::int64_t> bad;                   ///< unreadable slices (--skip-bad-slices)
   ReferenceHistogram reference;
   std::map<std::int64_t, std::array<std::uint8_t, 256>> luts;
+  std::map<std::int64_t, double> repeated;      ///< pairs (z, z + step) the repeated-section filter fires on: robust z
 };
 
 struct TripletRef {
@@ -324,6 +326,7 @@ class Builder {
         const auto ref = reference_candidates(s);
         needed.insert(ref.begin(), ref.end());
       }
+      for (std::int64_t z : repeat_sample_pairs(s)) needed.insert({z, z + s.spec.step});
       s.used = std::move(needed);
     }
   }
@@ -341,6 +344,42 @@ class Builder {
       picks.push_back(readable[n == 1 ? readable.size() / 2 : i * (readable.size() - 1) / (n - 1)]);
     }
     return picks;
+  }
+
+  /// First slices of the pairs (z, z + step) the repeated-section statistic is
+  /// taken from: evenly spaced over every pair of the whole build, so each
+  /// --part judges its pairs against the same sample.
+  std::vector<std::int64_t> repeat_sample_pairs(const Source& s) const {
+    std::vector<std::int64_t> pairs;
+    for (std::int64_t z : s.all_used) {
+      if (s.all_used.count(z + s.spec.step)) pairs.push_back(z);
+    }
+    const auto n = std::min<std::int64_t>(static_cast<std::int64_t>(pairs.size()), spec_.filters.repeat_sample_pairs);
+    std::vector<std::int64_t> picks;
+    for (std::int64_t i = 0; i < n; ++i) picks.push_back(pairs[static_cast<std::size_t>(evenly_spaced(i, n, static_cast<std::int64_t>(pairs.size())))]);
+    return picks;
+  }
+
+  /// Marks the pairs whose NCC is an outlier towards 1 against the stack's
+  /// sample (repeated_sections): a section imaged twice or copied.
+  void find_repeated_sections(Source& s) const {
+    std::vector<double> sample, series;
+    std::vector<std::int64_t> pair_z;
+    for (std::int64_t z : repeat_sample_pairs(s)) {
+      if (const auto it = s.forward.find(z); it != s.forward.end()) sample.push_back(it->second.ncc);  // bad slices have no pair
+    }
+    for (const auto& [z, shift] : s.forward) {
+      pair_z.push_back(z);
+      series.push_back(shift.ncc);
+    }
+    const RepeatedSections r = repeated_sections(series, sample, spec_.filters);
+    for (std::size_t i = 0; i < series.size(); ++i) {
+      if (!r.repeated[i]) continue;
+      s.repeated[pair_z[i]] = r.z[i];
+      warn(fmt::format("source {}: sections {} and {} are far more alike than the stack's neighbours (NCC {:.4f}, median {:.4f}; "
+                       "robust z {:.1f} > {}): their triplets are rejected as repeated_section",
+                       s.spec.id, pair_z[i], pair_z[i] + s.spec.step, series[i], r.median_ncc, r.z[i], spec_.filters.repeat_max_z));
+    }
   }
 
   // ---- output directory, resume state ----
@@ -529,6 +568,7 @@ class Builder {
       }
     }
     progress.finish();
+    for (Source& s : sources_) find_repeated_sections(s);
     for (Source& s : sources_) {
       if (!spec_.histogram_matching) continue;
       // Reference: evenly spaced readable slices, outliers (defective slices) dropped.
@@ -583,6 +623,7 @@ class Builder {
     // Integer shifts (no resampling: the outer slices keep their native sharpness).
     int dy[3] = {0, 0, 0}, dx[3] = {0, 0, 0};
     Shift back, fwd;
+    std::optional<double> repeat_z;  // a pair of this triplet is a repeated section: its robust z
     if (!bad_slice) {
       // forward[z - k] aligns z onto z - k; invert it to align z - k onto z.
       back = s.forward.at(zs[0]);
@@ -592,6 +633,9 @@ class Builder {
       dy[2] = static_cast<int>(std::lround(fwd.dy));
       dx[2] = static_cast<int>(std::lround(fwd.dx));
       misaligned = back.at_border || fwd.at_border;
+      for (std::int64_t pair : {zs[0], zs[1]}) {
+        if (const auto it = s.repeated.find(pair); it != s.repeated.end()) repeat_z = std::max(repeat_z.value_or(it->second), it->second);
+      }
       const int r = spec_.align.search_radius;
       for (int* v : {&dy[0], &dx[0], &dy[2], &dx[2]}) *v = std::clamp(*v, -r, r);
     }
@@ -617,6 +661,10 @@ class Builder {
         out.x = x;
         if (bad_slice) {
           out.decision.reason = RejectReason::kBadSlice;
+        } else if (repeat_z) {
+          out.decision.reason = RejectReason::kRepeatedSection;
+          out.decision.value = *repeat_z;
+          out.decision.threshold = spec_.filters.repeat_max_z;
         } else {
           std::array<cv::Mat, 3> tiles;
           for (int i = 0; i < 3; ++i) {
