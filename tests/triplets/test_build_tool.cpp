@@ -1,5 +1,6 @@
 // triplet-build end to end through the tool: schema, determinism, resume,
 // directory guards, and every bad input with its exit code and message.
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -12,6 +13,7 @@
 #include "emt/emio/hdf5.hpp"
 #include "emt/emio/volume_writer.hpp"
 #include "emt/phantom/phantom.hpp"
+#include "emt/triplets/preprocessing.hpp"
 #include "emt/triplets/shard.hpp"
 
 namespace emt::test {
@@ -41,6 +43,27 @@ class BuildTool : public ::testing::Test {
 };
 ScratchDir* BuildTool::dir_ = nullptr;
 std::string BuildTool::spec_;
+
+TEST_F(BuildTool, ManifestCarriesEachSourcesPreprocessingRecord) {
+  ScratchDir out;
+  const auto r = build(out / "o");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto records = triplets::read_preprocessing(out / "o");
+  ASSERT_EQ(records.size(), 1u);
+  const auto& rec = records[0];
+  EXPECT_EQ(rec.source_id, "ph");
+  EXPECT_EQ(rec.step, 1);
+  EXPECT_EQ(rec.tile_size, 256);
+  EXPECT_EQ(rec.filters.min_ncc, 0.5);  // the spec's, not the default
+  EXPECT_EQ(rec.align.search_radius, triplets::AlignOptions{}.search_radius);
+  ASSERT_TRUE(rec.histogram_matching);
+  // Each reference slice weighs 1 (reference_histogram), none is the folded slice 4.
+  double mass = 0;
+  for (double c : rec.reference) mass += c;
+  EXPECT_NEAR(mass, static_cast<double>(rec.reference_slices.size()), 1e-9);
+  EXPECT_GE(rec.reference_slices.size(), 5u);
+  EXPECT_EQ(std::count(rec.reference_slices.begin(), rec.reference_slices.end(), 4), 0);
+}
 
 TEST_F(BuildTool, WritesShardsManifestAndRejectedInOrder) {
   ScratchDir out;

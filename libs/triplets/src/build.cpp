@@ -28,6 +28,7 @@
 #include "emt/common/sampling.hpp"
 #include "emt/common/sha256.hpp"
 #include "emt/triplets/histogram.hpp"
+#include "emt/triplets/preprocessing.hpp"
 #include "emt/triplets/shard.hpp"
 
 namespace emt::triplets {
@@ -809,6 +810,28 @@ class Builder {
     finish();
   }
 
+  /// The preprocessing contract of each source (preprocessing.hpp): what a
+  /// model trained on these shards needs to prepare a new volume the same way.
+  json preprocessing_records() const {
+    json records = json::array();
+    for (const Source& s : sources_) {
+      PreprocessingRecord r;
+      r.source_id = s.spec.id;
+      r.step = s.spec.step;
+      r.tile_size = spec_.tile_size;
+      r.uint16 = spec_.uint16;
+      r.align = spec_.align;
+      r.filters = spec_.filters;
+      r.histogram_matching = spec_.histogram_matching && !s.reference.used.empty();
+      if (r.histogram_matching) {
+        r.reference = s.reference.counts;
+        r.reference_slices.assign(s.reference.used.begin(), s.reference.used.end());
+      }
+      records.push_back(to_json(r));
+    }
+    return records;
+  }
+
   void finish() {
     // rejected.csv, then manifest.json (its presence marks a complete build), then drop the state.
     fs::path partial = dir_ / kRejectedPartial;
@@ -841,6 +864,7 @@ class Builder {
     for (const auto& [reason, n] : summary_.rejected) rejected += n;
     manifest["totals"] = {{"candidates", summary_.candidates}, {"accepted", accepted}, {"rejected", rejected}};
     manifest["rejected"] = summary_.rejected;
+    manifest["preprocessing"] = preprocessing_records();
     write_file_atomic(dir_ / kManifestFile, manifest.dump(2) + "\n");
     std::error_code ec;
     fs::remove(dir_ / kStateFile, ec);
