@@ -15,22 +15,21 @@ if(NOT TARGET PkgConfig::EMT_CODECS)
   list(APPEND EMT_SYSTEM_LIBRARIES_MISSING "pkg-config modules blosc libzstd zlib liblzma")
 endif()
 
-# MathGL core (libs/plot): its own CMake package drags in every GUI backend.
-find_library(EMT_MGL_LIBRARY NAMES mgl)
-if(EMT_MGL_LIBRARY AND NOT TARGET emtriplet_sys::mathgl)
-  add_library(emtriplet_sys::mathgl UNKNOWN IMPORTED)
-  set_target_properties(emtriplet_sys::mathgl PROPERTIES IMPORTED_LOCATION "${EMT_MGL_LIBRARY}")
-elseif(NOT EMT_MGL_LIBRARY)
-  list(APPEND EMT_SYSTEM_LIBRARIES_MISSING "MathGL (libmgl)")
-endif()
+# A library found by name as the imported target TARGET (once per project).
+macro(_emt_system_library target name what)
+  string(TOUPPER "EMT_${name}_LIBRARY" _emt_var)  # EMT_MGL_LIBRARY, EMT_GLOO_LIBRARY: set them to override
+  find_library(${_emt_var} NAMES ${name})
+  if(NOT ${_emt_var})
+    list(APPEND EMT_SYSTEM_LIBRARIES_MISSING "${what}")
+  elseif(NOT TARGET ${target})
+    add_library(${target} UNKNOWN IMPORTED)
+    set_target_properties(${target} PROPERTIES IMPORTED_LOCATION "${${_emt_var}}")
+  endif()
+endmacro()
 
+# MathGL core (libs/plot): its own CMake package drags in every GUI backend.
+_emt_system_library(emtriplet_sys::mathgl mgl "MathGL (libmgl)")
 # Gloo (libs/ssan's data-parallel trainer): LibTorch links the same libgloo.
 if(emtriplet_WITH_TORCH)
-  find_library(EMT_GLOO_LIBRARY gloo)
-  if(EMT_GLOO_LIBRARY AND NOT TARGET emtriplet_sys::gloo)
-    add_library(emtriplet_sys::gloo UNKNOWN IMPORTED)
-    set_target_properties(emtriplet_sys::gloo PROPERTIES IMPORTED_LOCATION "${EMT_GLOO_LIBRARY}")
-  elseif(NOT EMT_GLOO_LIBRARY)
-    list(APPEND EMT_SYSTEM_LIBRARIES_MISSING "Gloo (libgloo)")
-  endif()
+  _emt_system_library(emtriplet_sys::gloo gloo "Gloo (libgloo)")
 endif()
