@@ -2,7 +2,8 @@
 # find_package(emtriplet) as a downstream project uses it: installs this build
 # into a scratch prefix, configures and builds examples/consumer against that
 # prefix alone, and runs it on a small shard directory made by the installed
-# tools (and on models/ssan_cpu_flyem.pth where the package has ssan).
+# tools (and, where the package has ssan, on a tiny checkpoint trained by the
+# installed ssan-train and on the shipped models/ssan_cpu_flyem.pth).
 # Usage (ctest runs it): consumer.sh BUILD_DIR SOURCE_DIR WITH_TORCH(0|1) CXX_COMPILER "FLAGS" [LAUNCHER]
 # FLAGS: compile and link flags the consumer needs to link this build's static
 # libraries (the sanitizer flags of an EMT_SANITIZE build).
@@ -27,7 +28,7 @@ cmake -S "$src/examples/consumer" -B "$work/build" -G Ninja -DCMAKE_BUILD_TYPE=R
 cmake --build "$work/build" --parallel 2 > "$work/build.log" || { cat "$work/build.log"; fail "build"; }
 
 # A small shard directory, made by the installed tools.
-"$prefix/bin/em-phantom" --out "$work/v.h5" --size 6x320x320 --seed 3 --defect-rate 0 --cell-size 48 --quiet
+"$prefix/bin/em-phantom" --out "$work/v.h5" --size 12x288x288 --seed 3 --defect-rate 0 --cell-size 48 --quiet
 printf '[output]\ntile_size = 128\nstride = 128\n[filters]\nmin_ncc = 0.5\n[source.v]\npath = %s\n' "$work/v.h5" > "$work/spec.ini"
 summary=$("$prefix/bin/triplet-build" --config "$work/spec.ini" --out "$work/shards" --quiet --json)
 n=$(sed -n 's/.*"triplets":\([0-9]*\).*/\1/p' <<<"$summary")
@@ -41,10 +42,19 @@ grep -q "^read back: $n triplets from " <<<"$out" || fail "did not read back $n 
 
 if [[ $with_torch == 1 ]]; then
   [[ -x $work/build/checkpoint_info ]] || fail "the package has ssan but checkpoint_info was not built"
-  out=$("$work/build/checkpoint_info" "$src/models/ssan_cpu_flyem.pth") || fail "checkpoint_info exited $?: $out"
-  echo "$out"
-  grep -Eq "^parameters: [1-9][0-9]*$" <<<"$out" || fail "no parameter count"
-  grep -q "^output: 1x1x64x64, mean " <<<"$out" || fail "no 1x1x64x64 prediction"
+  # A tiny checkpoint trained on those shards by the installed tools (one epoch, ~10 s) ...
+  "$prefix/bin/triplet-split" "$work/shards" --seed 0 --group z-block:3 --quiet
+  "$prefix/bin/ssan-train" --config "$src/data_specs/ssan_tiny.ini" --data "$work/shards" --out "$work/run" --crop 64 --batch 2 \
+    --epochs 1 --decay-epochs 0 --val-samples 2 --threads 2 --quiet 2> "$work/train.log" || { cat "$work/train.log"; fail "ssan-train"; }
+  # ... and the shipped state dict (models/README.md: 586,548 parameters); ssan_tiny.ini has 2,921.
+  for case in "$work/run/last.pt checkpoint 2921" "$src/models/ssan_cpu_flyem.pth state_dict 586548"; do
+    read -r weights kind params <<<"$case"
+    out=$("$work/build/checkpoint_info" "$weights") || fail "checkpoint_info exited $? on $weights: $out"
+    echo "$out"
+    grep -q "^kind: ${kind/_/ }$" <<<"$out" || fail "$weights: not read as a $kind"
+    grep -q "^parameters: $params$" <<<"$out" || fail "$weights: not the $params-parameter model"
+    grep -q "^output: 1x1x64x64, mean " <<<"$out" || fail "$weights: no 1x1x64x64 prediction"
+  done
 else
   # Built without LibTorch (the sanitizer pass): no emtriplet::ssan, so no checkpoint target.
   [[ ! -e $work/build/checkpoint_info ]] || fail "checkpoint_info built although the package has no ssan"
