@@ -7,7 +7,7 @@ function(emt_add_library name)
   target_include_directories(emt_${name} PUBLIC
     $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>
     $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
-  target_link_libraries(emt_${name} PRIVATE emt_warnings)
+  target_link_libraries(emt_${name} PRIVATE $<BUILD_INTERFACE:emt_warnings>)  # our warnings, not the user's
   install(TARGETS emt_${name} EXPORT emtripletTargets
           ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
           LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})

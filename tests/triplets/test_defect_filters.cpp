@@ -11,6 +11,7 @@
 #include "build_fixture.hpp"
 #include "emt/common/atomic_file.hpp"
 #include "emt/phantom/phantom.hpp"
+#include "emt/triplets/filters.hpp"
 #include "emt/triplets/shard.hpp"
 
 namespace emt::test {
@@ -162,6 +163,49 @@ TEST(BlurAndContinuity, FireOnBlurredAndShuffledSlices) {
   EXPECT_EQ(cont, cont_total);
   EXPECT_GT(blur_total, 0);
   EXPECT_GT(cont_total, 0);
+}
+
+// A section imaged twice (slice 6 copied over slice 7): the stack-relative
+// repeated-section filter rejects every tile of the two triplets that use the
+// pair (6, 7) and nothing else; the build of the unchanged stack has no
+// repeated_section row; a job array agrees with the single process.
+TEST(RepeatedSection, DuplicatedSliceRejectsTheTripletsUsingItOnly) {
+  ScratchDir dir;
+  phantom::PhantomOptions o;
+  o.depth = 14;
+  o.height = o.width = 384;
+  o.cell_size = 64;
+  o.defect_rate = 0;
+  o.seed = 5;
+  phantom::write_phantom(phantom::Phantom(o), dir / "s", phantom::OutputFormat::kPng, 8, "");
+  const auto spec = write_spec(dir, "spec.ini", "[output]\ntile_size = 128\nstride = 128\n[source.ph]\npath = " + (dir / "s") + "\n");
+  auto build = [&](const std::string& out, const std::string& extra) {
+    return run_tool("triplet-build", "--config " + spec + " --out " + (dir / out) + " --quiet " + extra);
+  };
+  const auto clean = build("clean", "");
+  ASSERT_EQ(clean.exit_code, 0) << clean.err;
+  for (const Tile& t : all_tiles(dir.path() / "clean")) EXPECT_NE(t.reason, "repeated_section") << "z " << t.z;
+
+  fs::copy_file(dir.path() / "s" / "0006.png", dir.path() / "s" / "0007.png", fs::copy_options::overwrite_existing);
+  const auto dup = build("dup", "");  // warnings are printed under --quiet too
+  ASSERT_EQ(dup.exit_code, 0) << dup.err;
+  EXPECT_NE(dup.err.find("sections 6 and 7 are far more alike"), std::string::npos) << dup.err;
+  int fired = 0;
+  for (const Tile& t : all_tiles(dir.path() / "dup")) {
+    const bool uses_pair = t.z == 6 || t.z == 7;
+    EXPECT_EQ(t.reason == "repeated_section", uses_pair) << "z " << t.z << " y " << t.y << " x " << t.x << ": " << t.reason;
+    fired += t.reason == "repeated_section";
+  }
+  EXPECT_GE(fired, 2);  // every tile of both triplets (checked above)
+  const std::string csv = read_file(dir.path() / "dup" / "rejected.csv");
+  const auto row = csv.find(",repeated_section,");
+  ASSERT_NE(row, std::string::npos);
+  EXPECT_GT(std::stod(csv.substr(row + 18)), triplets::FilterOptions{}.repeat_max_z);  // the robust z
+
+  // Parts judge their pairs against the same stack sample as the whole build.
+  for (int i = 0; i < 2; ++i) ASSERT_EQ(build("parts", "--threads 1 --part " + std::to_string(i) + "/2").exit_code, 0);
+  ASSERT_EQ(run_tool("triplet-build", "--merge " + (dir / "parts") + " --quiet").exit_code, 0);
+  EXPECT_EQ(digest_dir(dir.path() / "parts"), digest_dir(dir.path() / "dup"));
 }
 
 }  // namespace emt::test

@@ -18,6 +18,8 @@ PreprocessingRecord sample_record() {
   r.align.smooth_sigma = 0.7;
   r.filters.min_ncc = 0.45;
   r.filters.duplicate_ncc = 0.97;
+  r.filters.repeat_max_z = 7.5;
+  r.filters.repeat_sample_pairs = 32;
   r.histogram_matching = true;
   for (std::size_t v = 0; v < r.reference.size(); ++v) r.reference[v] = (v % 7) / 3.0 + 1e-3 * v;
   r.reference_slices = {0, 5, 9};
@@ -36,6 +38,8 @@ TEST(Preprocessing, RoundTripsThroughJsonExactly) {
   EXPECT_EQ(back.align.smooth_sigma, 0.7);
   EXPECT_EQ(back.filters.min_ncc, 0.45);
   EXPECT_EQ(back.filters.duplicate_ncc, 0.97);
+  EXPECT_EQ(back.filters.repeat_max_z, 7.5);
+  EXPECT_EQ(back.filters.repeat_sample_pairs, 32);
   EXPECT_TRUE(back.histogram_matching);
   EXPECT_EQ(back.reference, r.reference);  // bit for bit
   EXPECT_EQ(back.reference_slices, r.reference_slices);

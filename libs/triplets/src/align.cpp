@@ -37,11 +37,13 @@ Peak find_peak(const cv::Mat& response) {
   return {loc.y + sy, loc.x + sx, max_value, border};
 }
 
-/// TM_CCOEFF_NORMED of `templ` at every offset inside `region`, computed
-/// directly: for the small search ranges used here ((2r+1)^2 offsets of a
-/// large template) one dot product per offset beats matchTemplate's DFT.
-cv::Mat correlate(const cv::Mat& region, const cv::Mat& templ) {
+}  // namespace
+
+// For the small search ranges used here ((2r+1)^2 offsets of a large
+// template) one dot product per offset beats matchTemplate's DFT.
+cv::Mat match_template_ccoeff_normed(const cv::Mat& region, const cv::Mat& templ) {
   CV_Assert(region.type() == CV_32FC1 && templ.type() == CV_32FC1);
+  CV_Assert(templ.rows >= 1 && templ.cols >= 1 && templ.rows <= region.rows && templ.cols <= region.cols);
   const int rh = region.rows - templ.rows + 1, rw = region.cols - templ.cols + 1;
   const double n = static_cast<double>(templ.total());
   cv::Scalar tmean, tsd;
@@ -68,6 +70,8 @@ cv::Mat correlate(const cv::Mat& region, const cv::Mat& templ) {
   return response;
 }
 
+namespace {
+
 /// Correlates a central template of `moving` against `reference` over offsets
 /// (cy, cx) +- radius. Both images share one coordinate frame whose origin is
 /// `origin` in slice coordinates; `centre` is the slice centre.
@@ -82,7 +86,7 @@ Peak search(const cv::Mat& reference, const cv::Mat& moving, int radius, int cy,
   const cv::Mat templ = moving(cv::Rect(tx, ty, w, h));
   // moving(ty + a, tx + b) ~ reference(ty + dy + a, tx + dx + b): search dy in cy +- radius.
   const cv::Mat region = reference(cv::Rect(tx + cx - radius, ty + cy - radius, w + 2 * radius, h + 2 * radius));
-  Peak p = find_peak(correlate(region, templ));
+  Peak p = find_peak(match_template_ccoeff_normed(region, templ));
   p.y += cy - radius;
   p.x += cx - radius;
   return p;

@@ -22,6 +22,7 @@ const char* to_string(RejectReason reason) noexcept {
     case RejectReason::kContinuity: return "continuity";
     case RejectReason::kBlur: return "blur";
     case RejectReason::kDuplicate: return "duplicate";
+    case RejectReason::kRepeatedSection: return "repeated_section";
   }
   return "unknown";
 }
@@ -83,6 +84,45 @@ double ncc(const cv::Mat& a, const cv::Mat& b) {
   if (vaa < 1e-18 || vbb < 1e-18) return 0.0;
   return vab / std::sqrt(vaa * vbb);
 }
+
+namespace {
+
+double median_of(std::vector<double> v) {
+  const std::size_t h = v.size() / 2;
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(h), v.end());
+  const double upper = v[h];
+  if (v.size() % 2 == 1) return upper;
+  return 0.5 * (*std::max_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(h)) + upper);
+}
+
+/// ln(1 - NCC), the log dissimilarity; clamped so identical slices stay finite.
+double log_dissimilarity(double ncc) { return std::log(1.0 - std::clamp(ncc, -1.0, 1.0 - 1e-4)); }
+
+}  // namespace
+
+RepeatedSections repeated_sections(const std::vector<double>& ncc, const std::vector<double>& sample, const FilterOptions& o) {
+  RepeatedSections r;
+  r.z.assign(ncc.size(), 0.0);
+  r.repeated.assign(ncc.size(), false);
+  if (sample.empty()) return r;
+  r.median_ncc = median_of(sample);
+  std::vector<double> logd(sample.size());
+  std::transform(sample.begin(), sample.end(), logd.begin(), log_dissimilarity);
+  r.median_log_d = median_of(logd);
+  for (double& v : logd) v = std::abs(v - r.median_log_d);
+  r.mad_log_d = median_of(logd);
+  // 1.4826 MAD estimates the standard deviation of a normal sample.
+  r.scale = std::max(1.4826 * r.mad_log_d, o.repeat_min_scale);
+  r.active = static_cast<int>(sample.size()) >= o.repeat_min_pairs;
+  if (!r.active) return r;
+  for (std::size_t i = 0; i < ncc.size(); ++i) {
+    r.z[i] = (r.median_log_d - log_dissimilarity(ncc[i])) / r.scale;
+    r.repeated[i] = r.z[i] > o.repeat_max_z;
+  }
+  return r;
+}
+
+RepeatedSections repeated_sections(const std::vector<double>& ncc, const FilterOptions& o) { return repeated_sections(ncc, ncc, o); }
 
 double sharpness(const cv::Mat& tile) {
   CV_Assert(tile.type() == CV_8UC1);

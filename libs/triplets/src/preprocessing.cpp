@@ -13,7 +13,8 @@ namespace emt::triplets {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AlignOptions, search_radius, coarse_factor, fine_window, smooth_sigma)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FilterOptions, flat_block, flat_std, max_flat_fraction, defect_downsample,
                                                 defect_sigma, defect_residual, max_defect_fraction, min_ncc,
-                                                max_blur_ratio, duplicate_ncc)
+                                                max_blur_ratio, duplicate_ncc, repeat_max_z, repeat_min_scale,
+                                                repeat_min_pairs, repeat_sample_pairs)
 
 using nlohmann::json;
 

@@ -54,6 +54,10 @@ BuildSpec parse_spec(const std::string& text, const std::string& origin) {
       ("filters.min_ncc", po::value(&f.min_ncc)->default_value(f.min_ncc))
       ("filters.max_blur_ratio", po::value(&f.max_blur_ratio)->default_value(f.max_blur_ratio))
       ("filters.duplicate_ncc", po::value(&f.duplicate_ncc)->default_value(f.duplicate_ncc))
+      ("filters.repeat_max_z", po::value(&f.repeat_max_z)->default_value(f.repeat_max_z))
+      ("filters.repeat_min_scale", po::value(&f.repeat_min_scale)->default_value(f.repeat_min_scale))
+      ("filters.repeat_min_pairs", po::value(&f.repeat_min_pairs)->default_value(f.repeat_min_pairs))
+      ("filters.repeat_sample_pairs", po::value(&f.repeat_sample_pairs)->default_value(f.repeat_sample_pairs))
       ("histogram.enabled", po::value(&spec.histogram_matching)->default_value(spec.histogram_matching))
       ("histogram.reference_slices", po::value(&spec.reference_slices)->default_value(spec.reference_slices))
       ("uint16.low_percentile", po::value(&spec.uint16.low_percentile)->default_value(spec.uint16.low_percentile))
@@ -164,6 +168,10 @@ void validate(const BuildSpec& spec, const std::string& origin) {
   check(in(f.max_defect_fraction, 0, 1), "filters.max_defect_fraction must be in [0, 1]");
   check(in(f.min_ncc, -1, 1), "filters.min_ncc must be in [-1, 1]");
   check(in(f.duplicate_ncc, -1, 1), "filters.duplicate_ncc must be in [-1, 1]");
+  check(in(f.repeat_max_z, 0, 1e300), "filters.repeat_max_z must be a number >= 0");
+  check(in(f.repeat_min_scale, 1e-9, 1e300), "filters.repeat_min_scale must be a number > 0");
+  check(f.repeat_min_pairs >= 3, "filters.repeat_min_pairs must be >= 3");
+  check(f.repeat_sample_pairs >= f.repeat_min_pairs, "filters.repeat_sample_pairs must be >= filters.repeat_min_pairs");
   check(spec.align.coarse_factor >= 1, "align.coarse_factor must be >= 1");
   check(spec.align.fine_window >= 16, "align.fine_window must be >= 16");
   check(in(spec.align.smooth_sigma, 0, 1e300), "align.smooth_sigma must be a number >= 0");

@@ -12,12 +12,35 @@
 #include "emt/common/error.hpp"
 #include "emt/common/interrupt.hpp"
 #include "emt/common/progress.hpp"
+#include "emt/triplets/filters.hpp"
 
 namespace emt::triplets::builder {
 namespace {
 
 bool is_data_error(const Error& e) {
   return e.kind() == ErrorKind::kDataLoss || e.kind() == ErrorKind::kInvalidData || e.kind() == ErrorKind::kNotFound;
+}
+
+/// Marks the pairs whose NCC is an outlier towards 1 against the stack's
+/// sample (repeated_sections): a section imaged twice or copied.
+void find_repeated_sections(Source& s, const BuildSpec& spec, const std::function<void(const std::string&)>& warn) {
+  std::vector<double> sample, series;
+  std::vector<std::int64_t> pair_z;
+  for (std::int64_t z : repeat_sample_pairs(s, spec.filters.repeat_sample_pairs)) {
+    if (const auto it = s.forward.find(z); it != s.forward.end()) sample.push_back(it->second.ncc);  // bad slices have no pair
+  }
+  for (const auto& [z, shift] : s.forward) {
+    pair_z.push_back(z);
+    series.push_back(shift.ncc);
+  }
+  const RepeatedSections r = repeated_sections(series, sample, spec.filters);
+  for (std::size_t i = 0; i < series.size(); ++i) {
+    if (!r.repeated[i]) continue;
+    s.repeated[pair_z[i]] = r.z[i];
+    warn(fmt::format("source {}: sections {} and {} are far more alike than the stack's neighbours (NCC {:.4f}, median {:.4f}; "
+                     "robust z {:.1f} > {}): their triplets are rejected as repeated_section",
+                     s.spec.id, pair_z[i], pair_z[i] + s.spec.step, series[i], r.median_ncc, r.z[i], spec.filters.repeat_max_z));
+  }
 }
 
 }  // namespace
@@ -92,6 +115,7 @@ void analyse_slices(std::vector<Source>& sources, const BuildSpec& spec, const A
     }
   }
   progress.finish();
+  for (Source& s : sources) find_repeated_sections(s, spec, warn);
   for (Source& s : sources) {
     if (!spec.histogram_matching) continue;
     // Reference: evenly spaced readable slices, outliers (defective slices) dropped.

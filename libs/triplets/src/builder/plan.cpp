@@ -81,6 +81,7 @@ void restrict_to_part(Plan& plan, const BuildSpec& spec, int part, int parts, bo
       const auto ref = reference_candidates(s, spec.reference_slices);
       needed.insert(ref.begin(), ref.end());
     }
+    for (std::int64_t z : repeat_sample_pairs(s, spec.filters.repeat_sample_pairs)) needed.insert({z, z + s.spec.step});
     s.used = std::move(needed);
   }
 }
@@ -94,6 +95,18 @@ std::vector<std::int64_t> reference_candidates(const Source& s, int reference_sl
   const std::int64_t n = std::min<std::int64_t>(size, reference_slices);
   std::vector<std::int64_t> picks;
   for (std::int64_t k = 0; k < n; ++k) picks.push_back(readable[static_cast<std::size_t>(evenly_spaced(k, n, size))]);
+  return picks;
+}
+
+std::vector<std::int64_t> repeat_sample_pairs(const Source& s, int sample_pairs) {
+  std::vector<std::int64_t> pairs;
+  for (std::int64_t z : s.all_used) {
+    if (s.all_used.count(z + s.spec.step)) pairs.push_back(z);
+  }
+  const auto size = static_cast<std::int64_t>(pairs.size());
+  const std::int64_t n = std::min<std::int64_t>(size, sample_pairs);
+  std::vector<std::int64_t> picks;
+  for (std::int64_t k = 0; k < n; ++k) picks.push_back(pairs[static_cast<std::size_t>(evenly_spaced(k, n, size))]);
   return picks;
 }
 

@@ -28,6 +28,7 @@ struct Source {
   std::set<std::int64_t> bad;                   ///< unreadable slices (--skip-bad-slices)
   ReferenceHistogram reference;
   std::map<std::int64_t, std::array<std::uint8_t, 256>> luts;
+  std::map<std::int64_t, double> repeated;      ///< pairs (z, z + step) the repeated-section filter fires on: robust z
 };
 
 struct TripletRef {
@@ -54,6 +55,11 @@ void restrict_to_part(Plan& plan, const BuildSpec& spec, int part, int parts, bo
 /// The slices sampled for a source's reference histogram: evenly spaced
 /// (emt::evenly_spaced) over its readable slices.
 [[nodiscard]] std::vector<std::int64_t> reference_candidates(const Source& source, int reference_slices);
+
+/// First slices of the pairs (z, z + step) the repeated-section statistic is
+/// taken from: evenly spaced over every pair of the whole build, so each
+/// --part judges its pairs against the same sample.
+[[nodiscard]] std::vector<std::int64_t> repeat_sample_pairs(const Source& source, int sample_pairs);
 
 /// Canonical description of what determines the output; its hash guards --resume.
 [[nodiscard]] std::string canonical_spec(const BuildSpec& spec);

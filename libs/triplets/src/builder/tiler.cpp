@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -54,6 +55,7 @@ TripletResult tile_triplet(const Plan& plan, const BuildSpec& spec, std::size_t 
   // Integer shifts (no resampling: the outer slices keep their native sharpness).
   int dy[3] = {0, 0, 0}, dx[3] = {0, 0, 0};
   Shift back, fwd;
+  std::optional<double> repeat_z;  // a pair of this triplet is a repeated section: its robust z
   if (!bad_slice) {
     // forward[z - k] aligns z onto z - k; invert it to align z - k onto z.
     back = s.forward.at(zs[0]);
@@ -63,6 +65,9 @@ TripletResult tile_triplet(const Plan& plan, const BuildSpec& spec, std::size_t 
     dy[2] = static_cast<int>(std::lround(fwd.dy));
     dx[2] = static_cast<int>(std::lround(fwd.dx));
     misaligned = back.at_border || fwd.at_border;
+    for (std::int64_t pair : {zs[0], zs[1]}) {
+      if (const auto it = s.repeated.find(pair); it != s.repeated.end()) repeat_z = std::max(repeat_z.value_or(it->second), it->second);
+    }
     const int r = spec.align.search_radius;
     for (int* v : {&dy[0], &dx[0], &dy[2], &dx[2]}) *v = std::clamp(*v, -r, r);
   }
@@ -88,6 +93,10 @@ TripletResult tile_triplet(const Plan& plan, const BuildSpec& spec, std::size_t 
       out.x = x;
       if (bad_slice) {
         out.decision.reason = RejectReason::kBadSlice;
+      } else if (repeat_z) {
+        out.decision.reason = RejectReason::kRepeatedSection;
+        out.decision.value = *repeat_z;
+        out.decision.threshold = spec.filters.repeat_max_z;
       } else {
         std::array<cv::Mat, 3> tiles;
         for (int i = 0; i < 3; ++i) {

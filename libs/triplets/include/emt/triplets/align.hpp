@@ -1,6 +1,9 @@
 #pragma once
 // Rigid alignment of one slice onto another by template matching
-// (normalised cross-correlation, cv::matchTemplate TM_CCOEFF_NORMED),
+// (normalised cross-correlation: the TM_CCOEFF_NORMED score of
+// cv::matchTemplate, computed by our own match_template_ccoeff_normed, one
+// dot product per offset, which beats matchTemplate's DFT for the small
+// search ranges used here; tests check the two agree on real slices),
 // coarse-to-fine with sub-pixel peak refinement.
 //
 // Coarse: whole slices downsampled by `coarse_factor` (area averaging), search
@@ -34,6 +37,14 @@ struct AlignmentFeatures {
   cv::Point fine_origin;  ///< where `fine` starts in the slice
   cv::Size slice_size;
 };
+
+/// Zero-normalised cross-correlation of `templ` at every offset inside
+/// `image` (both CV_32FC1, templ no larger than image): the
+/// (H - h + 1) x (W - w + 1) CV_32FC1 map cv::matchTemplate gives with
+/// TM_CCOEFF_NORMED, except 0 (not NaN or 1) where the template or the window
+/// is flat. Cost: one h x w dot product per offset, so use it for small
+/// searches (a few hundred offsets), not whole-image matching.
+[[nodiscard]] cv::Mat match_template_ccoeff_normed(const cv::Mat& image, const cv::Mat& templ);
 
 [[nodiscard]] AlignmentFeatures prepare_alignment(const cv::Mat& slice, const AlignOptions& options);
 /// Shift aligning the `moving` slice onto the `reference` slice.

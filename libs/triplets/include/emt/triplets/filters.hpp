@@ -2,11 +2,13 @@
 // Tile filters: decide whether an aligned triplet tile is a usable training
 // sample, and record why not. Each filter has one threshold (FilterOptions,
 // set from the data spec) and one reason; the first filter that fires wins,
-// in the order evaluate_tile runs them: flat (padding / blank), defect,
-// continuity, blur, duplicate. (kBadSlice and kAlignment are decided by
-// triplet-build around the filters: alignment only when none fires.)
+// in the order evaluate_tile checks them (docs/triplet-build.md's table).
+// One filter judges section pairs against the whole stack rather than tiles:
+// repeated_sections.
 #include <array>
+#include <cstddef>
 #include <string>
+#include <vector>
 
 #include <opencv2/core.hpp>
 
@@ -22,6 +24,7 @@ enum class RejectReason {
   kContinuity,  ///< a neighbour correlates weakly with the middle slice
   kBlur,        ///< sharpness differs too much between slices
   kDuplicate,   ///< a neighbour is (nearly) identical to the middle: section imaged twice
+  kRepeatedSection,  ///< a neighbour pair far more alike than the stack's pairs: section re-imaged or duplicated
 };
 [[nodiscard]] const char* to_string(RejectReason reason) noexcept;
 
@@ -44,6 +47,17 @@ struct FilterOptions {
   // Duplicates: NCC of the raw (unsmoothed) tiles; independent noise keeps
   // real neighbours well below 1.
   double duplicate_ncc = 0.985;
+  // Repeated sections, relative to the stack (repeated_sections): a pair of
+  // neighbours (z, z + step) whose alignment NCC is an outlier towards 1
+  // among the stack's pairs. Dissimilarity d = 1 - NCC; the robust z of a
+  // pair is (ln median(d) - ln d) / (1.4826 MAD(ln d)): how many robust
+  // standard deviations closer the pair is than the stack's pairs usually are,
+  // on a log scale, so it reads the same where neighbours reach 0.2 (ssTEM)
+  // and 0.95 (isotropic FIB-SEM).
+  double repeat_max_z = 6.0;        ///< reject the triplets of a pair whose robust z exceeds this
+  double repeat_min_scale = 0.05;   ///< floor of 1.4826 MAD(ln d): a near-constant series does not turn noise into outliers
+  int repeat_min_pairs = 8;         ///< fewer pairs than this: no stack statistic, the filter does not fire
+  int repeat_sample_pairs = 64;     ///< evenly spaced pairs the stack statistic is taken from (the same for every --part)
 };
 
 struct TileMeasures {
@@ -67,6 +81,27 @@ struct TileDecision {
 /// Throws kInvalidArgument for empty or mismatched tiles, or a tile smaller
 /// than options.flat_block.
 [[nodiscard]] TileDecision evaluate_tile(const std::array<cv::Mat, 3>& tiles, const FilterOptions& options);
+
+/// Robust statistics of a stack's neighbour-pair NCC series (alignment NCC
+/// of (z, z + step)) and which pairs are repeated sections.
+struct RepeatedSections {
+  double median_ncc = 0;   ///< median of the series
+  double median_log_d = 0; ///< median of ln(1 - NCC)
+  double mad_log_d = 0;    ///< median absolute deviation of ln(1 - NCC)
+  double scale = 0;        ///< max(1.4826 MAD, repeat_min_scale): the robust standard deviation used
+  bool active = false;     ///< the sample had at least repeat_min_pairs pairs
+  std::vector<double> z;   ///< robust z of each pair of `ncc` (0 when not active)
+  std::vector<bool> repeated;  ///< z > repeat_max_z (never when not active)
+};
+
+/// Judges each pair of `ncc` against the statistics of `sample` (the stack's
+/// pairs, or an evenly spaced subset of them; may include the judged pairs:
+/// median and MAD ignore a few outliers). NCC values are clamped to
+/// [-1, 1 - 1e-4] so an exact duplicate gives a large finite z.
+[[nodiscard]] RepeatedSections repeated_sections(const std::vector<double>& ncc, const std::vector<double>& sample,
+                                                 const FilterOptions& options);
+/// The same with the series as its own sample.
+[[nodiscard]] RepeatedSections repeated_sections(const std::vector<double>& ncc, const FilterOptions& options);
 
 /// Sharpness used by the blur filter: variance of the Laplacian after a
 /// Gaussian of sigma 1 (7x7, 8-bit), so pixel noise does not dominate.
