@@ -7,7 +7,7 @@
 #include "emt/common/error.hpp"
 #include "emt/common/text.hpp"
 #include "emt/ssan/distributed.hpp"
-#include "emt/ssan/trainer.hpp"
+#include "emt/ssan/evaluate.hpp"
 
 int main(int argc, char** argv) {
   return emt::run_tool(
@@ -25,6 +25,9 @@ int main(int argc, char** argv) {
             ("blur-sigma", po::value<std::string>()->default_value("best"),
              "sigma of the 'blur' reference row (linear mean, smoothed); 'best': the sigma with the best mean PSNR on the evaluated triplets")
             ("max-samples", po::value<std::int64_t>()->default_value(0), "evaluate at most this many triplets, evenly spaced (0 = all)")
+            ("reference", po::value<std::string>()->default_value("checkpoint"),
+             "checkpoint: triplets built to another reference than the model's training data are matched to the model's for SSAN "
+             "(its prediction mapped back); volume: the triplets as built")
             ("force", po::bool_switch(), "--out may be an existing non-empty directory (only the eval files are replaced)")
             ("device", po::value<std::string>()->default_value("auto"), "cpu, cuda, cuda:N or auto (CUDA when this LibTorch has it and a GPU is visible)");
         if (!cli.parse()) return 0;
@@ -46,6 +49,7 @@ int main(int argc, char** argv) {
         o.max_samples = cli.get<std::int64_t>("max-samples");
         if (o.max_samples < 0) throw emt::Error(emt::ErrorKind::kInvalidArgument, "--max-samples must be >= 0");
         o.force = cli.get<bool>("force");
+        o.reference = emt::ssan::parse_reference_mode(cli.get<std::string>("reference"));
         o.device = cli.get<std::string>("device");
         (void)emt::ssan::resolve_device(o.device);  // a usage error now, not after reading the data
         o.montage_rows = cli.get<int>("montage-rows");

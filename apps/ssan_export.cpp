@@ -14,6 +14,8 @@ int main(int argc, char** argv) {
         cli.options().add_options()
             ("checkpoint", po::value<std::string>(), "ssan-train checkpoint (RUN/best.pt, RUN/last.pt) or a state dict with its JSON")
             ("out,o", po::value<std::string>(), "MODEL.pth to write; MODEL.json is written beside it")
+            ("data", po::value<std::string>(), "for a checkpoint older than preprocessing records: the shard directory it was trained on, "
+             "whose records go into MODEL.json")
             ("force", po::bool_switch(), "replace an existing MODEL.pth / MODEL.json");
         if (!cli.parse()) return 0;
         torch::set_num_threads(cli.common().threads);
@@ -23,6 +25,7 @@ int main(int argc, char** argv) {
         o.checkpoint = cli.get<std::string>("checkpoint");
         o.out = cli.get<std::string>("out");
         o.force = cli.get<bool>("force");
+        o.data_dir = cli.get_optional<std::string>("data").value_or("");
         const auto result = emt::ssan::export_model(o);
         if (cli.common().json) {
           std::cout << result.dump() << std::endl;

@@ -28,9 +28,14 @@ int main(int argc, char** argv) {
             ("force", po::bool_switch(), "--out may be an existing non-empty directory (only its slice images NNNN.png are replaced)")
             ("tile", po::value<int>()->default_value(256), "tile side for prediction")
             ("overlap", po::value<int>()->default_value(32), "tile overlap, blended with linear ramps")
-            ("search-radius", po::value<int>()->default_value(32), "alignment search radius between the neighbours, px")
+            ("search-radius", po::value<int>()->default_value(0),
+             "alignment search radius between the neighbours, px (0: twice the training data's, from the checkpoint; 32 without one)")
             ("detect-fraction", po::value<double>()->default_value(0.25), "--detect-defects flags a slice when this share of its tiles is anomalous")
-            ("spec", po::value<std::string>(), "data spec whose [filters] thresholds --detect-defects uses (e.g. data_specs/isbi2012.ini)")
+            ("spec", po::value<std::string>(), "data spec whose [filters] (for --detect-defects) and 16-bit mapping override the checkpoint's "
+             "preprocessing record (e.g. data_specs/isbi2012.ini)")
+            ("reference", po::value<std::string>()->default_value("checkpoint"),
+             "what the neighbours are histogram-matched to: checkpoint (the training data's reference, the default) or volume "
+             "(one from this volume's clean slices, the behaviour before checkpoints carried it)")
             ("device", po::value<std::string>()->default_value("auto"), "cpu, cuda, cuda:N or auto (CUDA when this LibTorch has it and a GPU is visible)");
         if (!cli.parse()) return 0;
         torch::set_num_threads(cli.common().threads);
@@ -58,7 +63,12 @@ int main(int argc, char** argv) {
         o.overlap = cli.get<int>("overlap");
         o.search_radius = cli.get<int>("search-radius");
         o.detect_fraction = cli.get<double>("detect-fraction");
-        if (auto spec = cli.get_optional<std::string>("spec")) o.filters = emt::triplets::load_spec(*spec).filters;
+        if (auto spec_path = cli.get_optional<std::string>("spec")) {
+          const auto spec = emt::triplets::load_spec(*spec_path);
+          o.filters = spec.filters;
+          o.uint16 = spec.uint16;
+        }
+        o.reference = emt::ssan::parse_reference_mode(cli.get<std::string>("reference"));
         o.quiet = cli.common().quiet;
         o.device = cli.get<std::string>("device");
         (void)emt::ssan::resolve_device(o.device);  // a usage error now, not after reading the data

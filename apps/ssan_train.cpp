@@ -19,95 +19,85 @@ int main(int argc, char** argv) {
       "ssan-train --config data_specs/ssan_small.ini --data DIR [--split train] [--val-split val] --out RUN | --resume RUN", argc, argv,
       [&](emt::Cli& cli) {
         namespace po = emt::po;
-        emt::ssan::TrainOptions o;
+        const emt::ssan::TrainOptions defaults;  // every default below is the options struct's
         cli.options().add_options()
             ("data", po::value<std::string>(), "triplet-build output directory")
-            ("split", po::value<std::string>()->default_value("train"), "training split (DIR/splits/NAME.txt); 'all' for every triplet")
-            ("val-split", po::value<std::string>()->default_value("val"), "validation split; 'none' to skip validation")
+            ("split", po::value<std::string>()->default_value(defaults.split), "training split (DIR/splits/NAME.txt); 'all' for every triplet")
+            ("val-split", po::value<std::string>()->default_value(defaults.val_split), "validation split; 'none' to skip validation")
             ("out,o", po::value<std::string>(), "run directory (checkpoints, metrics.csv, loss.png, montages)")
             ("resume", po::value<std::string>(), "continue the run in this directory from its last.pt")
-            ("batch", po::value<int>()->default_value(3), "batch size (paper: 3)")
-            ("crop", po::value<int>()->default_value(512), "random crop side (paper: 512; smaller for CPU runs)")
-            ("epochs", po::value<int>()->default_value(30), "epochs at the base learning rate (paper: 30)")
-            ("decay-epochs", po::value<int>()->default_value(20), "further epochs at lr x 0.1 (paper: 20)")
-            ("lr", po::value<double>()->default_value(1e-3), "Adam learning rate (paper: 1e-3)")
-            ("warmup-steps", po::value<std::int64_t>()->default_value(100), "linear learning-rate warm-up over this many steps (0 = none, as in the paper)")
-            ("max-steps", po::value<std::int64_t>()->default_value(-1), "stop after this many steps (checkpoint written)")
-            ("max-minutes", po::value<double>()->default_value(-1),
+            ("batch", po::value<int>()->default_value(defaults.batch), "batch size (paper: 3)")
+            ("crop", po::value<int>()->default_value(defaults.crop), "random crop side (paper: 512; smaller for CPU runs; at most the tile size)")
+            ("epochs", po::value<int>()->default_value(defaults.epochs), "epochs at the base learning rate (paper: 30)")
+            ("decay-epochs", po::value<int>()->default_value(defaults.decay_epochs), "further epochs at lr x 0.1 (paper: 20)")
+            ("lr", po::value<double>()->default_value(defaults.lr), "Adam learning rate (paper: 1e-3)")
+            ("warmup-steps", po::value<std::int64_t>()->default_value(defaults.warmup_steps), "linear learning-rate warm-up over this many steps (0 = none, as in the paper)")
+            ("max-steps", po::value<std::int64_t>()->default_value(defaults.max_steps), "stop after this many steps (checkpoint written)")
+            ("max-minutes", po::value<double>()->default_value(defaults.max_minutes),
              "stop after this many minutes (checkpoint written); without --epochs / --decay-epochs the whole schedule "
              "(warm-up, base rate, decay for the last 40%) is fitted into them")
-            ("budget-clock", po::value<std::string>()->default_value("wall"),
+            ("budget-clock", po::value<std::string>()->default_value(emt::ssan::to_string(defaults.budget_clock)),
              "what --max-minutes counts: wall, or cpu (process CPU time / threads: fair on a shared machine)")
-            ("snapshot-minutes", po::value<double>()->default_value(0), "copy the model to RUN/snapshots/ every this many budget minutes (0 = never)")
-            ("train-alignment", po::value<std::string>()->default_value("oracle"),
+            ("snapshot-minutes", po::value<double>()->default_value(defaults.snapshot_minutes), "copy the model to RUN/snapshots/ every this many budget minutes (0 = never)")
+            ("train-alignment", po::value<std::string>()->default_value(emt::ssan::to_string(defaults.alignment)),
              "oracle (outer slices aligned to the middle, as built) or blind (as ssan-interpolate aligns them: to each other, half way)")
             ("init-from", po::value<std::string>(), "start from these weights (fine-tuning): an ssan-train checkpoint or a state dict MODEL.pth from Python or ssan-export "
              "(same architecture as --config; without --config, the checkpoint's config or MODEL.json)")
-            ("seed", po::value<std::uint64_t>()->default_value(0), "seed for initialisation, order and augmentation")
-            ("val-samples", po::value<int>()->default_value(16), "validation triplets per epoch (0 = all)")
-            ("device", po::value<std::string>()->default_value("auto"),
+            ("seed", po::value<std::uint64_t>()->default_value(defaults.seed), "seed for initialisation, order and augmentation")
+            ("val-samples", po::value<int>()->default_value(defaults.val_samples), "validation triplets per epoch (0 = all)")
+            ("device", po::value<std::string>()->default_value(defaults.device),
              "cpu, cuda, cuda:N or auto (CUDA when this LibTorch has it and a GPU is visible, else CPU; each rank takes GPU LOCAL_RANK)")
-            ("amp", po::value<std::string>()->default_value("none"), "mixed precision: none, or bf16 (CUDA only)")
+            ("amp", po::value<std::string>()->default_value(defaults.amp), "mixed precision: none, or bf16 (CUDA only)")
             ("rendezvous", po::value<std::string>(),
              "data parallel: file:///shared/PATH or tcp://HOST:PORT where the ranks meet, when the launcher sets no MASTER_ADDR (mpirun)")
-            ("dist-timeout", po::value<double>()->default_value(120), "data parallel: seconds a rank may stay silent in a collective before the run stops");
+            ("dist-timeout", po::value<double>()->default_value(defaults.dist_timeout_s), "data parallel: seconds a rank may stay silent in a collective before the run stops");
         if (!cli.parse()) return 0;
         torch::set_num_threads(cli.common().threads);
+        emt::ssan::TrainOptions o;
         if (cli.has("resume")) {
           o.run_dir = cli.get<std::string>("resume");
           o.resume = true;
         } else {
           cli.require("out");
+          cli.require("data");
           o.run_dir = cli.get<std::string>("out");
         }
-        // A resumed run keeps the options it was started with (RUN/run.json);
-        // only what is given again on the command line changes.
-        nlohmann::json started;
-        const std::string run_json = o.run_dir + "/run.json";
-        if (o.resume) started = emt::ssan::read_run_json(run_json);  // every field type-checked (fuzz/fuzz_run_json)
-        auto option = [&](const std::string& name, const std::string& key, auto fallback) {
-          using T = decltype(fallback);
-          if (!cli.has(name) && started.contains(key)) {
-            try {
-              return started.at(key).get<T>();
-            } catch (const nlohmann::json::exception&) {
-              throw emt::Error(emt::ErrorKind::kDataLoss, "run.json: '" + key + "' has the wrong type", run_json);
-            }
-          }
-          return cli.get<T>(name);
-        };
-        if (!o.resume) cli.require("data");
-        o.data_dir = option("data", "data", std::string());
-        if (o.data_dir.empty()) throw emt::Error(emt::ErrorKind::kInvalidArgument, "give --data");
-        // Recorded absolute in run.json, so --resume works from any directory.
-        o.data_dir = std::filesystem::absolute(o.data_dir).lexically_normal().string();
-        const std::string split = option("split", "split", std::string()), val_split = option("val-split", "val_split", std::string());
+        if (cli.has("data")) o.data_dir = cli.get<std::string>("data");
+        const std::string split = cli.get<std::string>("split"), val_split = cli.get<std::string>("val-split");
         o.split = split == "all" ? "" : split;
         o.val_split = val_split == "none" ? "" : val_split;
-        o.batch = option("batch", "batch", 0);
-        o.crop = option("crop", "crop", 0);
-        o.epochs = option("epochs", "epochs", 0);
-        o.decay_epochs = option("decay-epochs", "decay_epochs", 0);
-        o.lr = option("lr", "lr", 0.0);
-        // Runs started before warm-up existed had none.
-        o.warmup_steps = o.resume && !cli.has("warmup-steps") ? started.value("warmup_steps", std::int64_t{0}) : cli.get<std::int64_t>("warmup-steps");
-        o.max_steps = option("max-steps", "max_steps", std::int64_t{-1});  // a resumed bounded run stays bounded
-        o.max_minutes = option("max-minutes", "max_minutes", -1.0);
-        o.fit_schedule = o.resume && started.contains("fit_schedule") && !cli.has("epochs") && !cli.has("decay-epochs")
-                             ? started.at("fit_schedule").get<bool>()
-                             : o.max_minutes > 0 && !cli.has("epochs") && !cli.has("decay-epochs");
-        o.budget_clock = emt::ssan::parse_budget_clock(option("budget-clock", "budget_clock", std::string("wall")));
+        o.batch = cli.get<int>("batch");
+        o.crop = cli.get<int>("crop");
+        o.epochs = cli.get<int>("epochs");
+        o.decay_epochs = cli.get<int>("decay-epochs");
+        o.lr = cli.get<double>("lr");
+        o.warmup_steps = cli.get<std::int64_t>("warmup-steps");
+        o.max_steps = cli.get<std::int64_t>("max-steps");
+        o.max_minutes = cli.get<double>("max-minutes");
+        o.fit_schedule = o.max_minutes > 0 && !cli.has("epochs") && !cli.has("decay-epochs");
+        o.budget_clock = emt::ssan::parse_budget_clock(cli.get<std::string>("budget-clock"));
         o.snapshot_minutes = cli.get<double>("snapshot-minutes");
-        o.alignment = emt::ssan::parse_train_alignment(option("train-alignment", "train_alignment", std::string("oracle")));
+        o.alignment = emt::ssan::parse_train_alignment(cli.get<std::string>("train-alignment"));
         if (cli.has("init-from")) o.init_from = cli.get<std::string>("init-from");
-        o.seed = option("seed", "seed", std::uint64_t{0});
-        o.val_samples = option("val-samples", "val_samples", 0);
+        o.seed = cli.get<std::uint64_t>("seed");
+        o.val_samples = cli.get<int>("val-samples");
         o.quiet = cli.common().quiet;
         o.device = cli.get<std::string>("device");
         o.amp = cli.get<std::string>("amp");
         if (cli.has("rendezvous")) o.rendezvous = cli.get<std::string>("rendezvous");
         o.dist_timeout_s = cli.get<double>("dist-timeout");
         if (!(o.dist_timeout_s > 0)) throw emt::Error(emt::ErrorKind::kInvalidArgument, "--dist-timeout must be > 0");
+        // A resumed run keeps the options it was started with (RUN/run.json);
+        // only what is given again on the command line changes.
+        nlohmann::json started;
+        const std::string run_json = o.run_dir + "/run.json";
+        if (o.resume) {
+          started = emt::ssan::read_run_json(run_json);  // every field type-checked (fuzz/fuzz_run_json)
+          o = emt::ssan::resumed_options(o, started, [&](const std::string& name) { return cli.has(name); }, run_json);
+        }
+        if (o.data_dir.empty()) throw emt::Error(emt::ErrorKind::kInvalidArgument, "give --data");
+        // Recorded absolute in run.json, so --resume works from any directory.
+        o.data_dir = std::filesystem::absolute(o.data_dir).lexically_normal().string();
         emt::ssan::SsanConfig config;
         if (!cli.common().config_path.empty()) {
           config = emt::ssan::load_config(cli.common().config_path);

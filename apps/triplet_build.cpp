@@ -1,4 +1,5 @@
 // triplet-build: raw EM volumes -> aligned, filtered, histogram-matched triplet shards.
+#include <chrono>
 #include <iostream>
 #include <set>
 
@@ -7,6 +8,7 @@
 #include "emt/common/version.hpp"
 #include "emt/triplets/build.hpp"
 #include "emt/triplets/spec.hpp"
+#include "mpi_launch.hpp"
 
 namespace {
 /// The command line as recorded in shards: without flags that only affect how
@@ -30,12 +32,83 @@ std::string recorded_command(int argc, char** argv) {
   }
   return out;
 }
+
+/// The one-line (or --json) report of a finished build.
+int report(const emt::Cli& cli, const emt::triplets::BuildSummary& summary, const std::string& out) {
+  if (cli.common().json) {
+    auto j = summary.to_json();
+    j["out"] = out;
+    std::cout << j.dump() << std::endl;
+    return 0;
+  }
+  std::int64_t rejected = 0;
+  std::string reasons;
+  for (const auto& [reason, n] : summary.rejected) {
+    rejected += n;
+    reasons += (reasons.empty() ? "" : ", ") + reason + " " + std::to_string(n);
+  }
+  cli.info(std::to_string(summary.triplets) + " triplets in " + std::to_string(summary.shards) + " shard(s), " + std::to_string(rejected) +
+           " rejected (" + reasons + ") -> " + out);
+  return 0;
+}
+
+/// Parses the spec and the options that shape the build (everything but MPI).
+void configure(const emt::Cli& cli, int argc, char** argv, emt::triplets::BuildSpec& spec, emt::triplets::BuildOptions& options) {
+  cli.require("out");
+  if (!cli.has("config") && !cli.has("source")) {
+    throw emt::Error(emt::ErrorKind::kInvalidArgument, "give a data spec (--config SPEC.ini) or at least one --source");
+  }
+  spec = cli.common().config_path.empty() ? emt::triplets::parse_spec("", "(defaults)") : emt::triplets::load_spec(cli.common().config_path);
+  if (auto sources = cli.get_optional<std::vector<std::string>>("source")) {
+    spec.sources.clear();
+    std::set<std::string> ids;
+    for (const std::string& path : *sources) {
+      auto s = emt::triplets::source_from_path(path);
+      std::string id = s.id;
+      for (int n = 2; ids.count(id); ++n) id = s.id + "_" + std::to_string(n);
+      s.id = id;
+      ids.insert(id);
+      if (auto step = cli.get_optional<int>("step")) s.step = *step;
+      spec.sources.push_back(s);
+    }
+    spec.text += "\n# sources replaced on the command line (--source)\n";
+  }
+  if (auto t = cli.get_optional<int>("tile-size")) {
+    spec.tile_size = *t;
+    spec.text += "\n# output.tile_size overridden: " + std::to_string(*t) + "\n";
+  }
+  // The cache size changes memory use, never output: not added to spec.text.
+  if (auto mb = cli.get_optional<std::int64_t>("cache-mb")) spec.cache_mb = *mb;
+  emt::triplets::validate(spec, cli.common().config_path);
+
+  options.out_dir = cli.get<std::string>("out");
+  options.resume = cli.get<bool>("resume");
+  options.force = cli.get<bool>("force");
+  options.skip_bad_slices = cli.get<bool>("skip-bad-slices");
+  options.quiet = cli.common().quiet;
+  options.command = recorded_command(argc, argv);
+  options.version = emt::kVersion;
+  options.stop_after_shards = cli.get<int>("stop-after-shards");
+  if (auto part = cli.get_optional<std::string>("part")) {
+    const auto in = emt::split(*part, '/');
+    if (in.size() != 2) throw emt::Error(emt::ErrorKind::kInvalidArgument, "--part must be I/N, like 0/4, not '" + *part + "'");
+    const auto i = emt::parse_int(in[0], "--part I"), n = emt::parse_int(in[1], "--part N");
+    if (n < 1 || n > 9999 || i < 0 || i >= n) throw emt::Error(emt::ErrorKind::kInvalidArgument, "--part I/N needs 0 <= I < N <= 9999");
+    options.part = static_cast<int>(i);
+    options.parts = static_cast<int>(n);
+  }
+  options.warn = [&cli](const std::string& w) { cli.warn(w); };
+}
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Before anything else: MPI_Init may consume launcher arguments.
+  const emt::MpiLaunch mpi(&argc, &argv);
   return emt::run_tool(
       "triplet-build", "raw EM volumes -> aligned, filtered, histogram-matched triplet shards",
-      "triplet-build --config SPEC.ini [--source PATH ...] --out DIR [--resume] [--force]", argc, argv, [&](emt::Cli& cli) {
+      "triplet-build --config SPEC.ini [--source PATH ...] --out DIR [--resume] [--force]\n"
+      "       mpirun -n N triplet-build --config SPEC.ini --out DIR   (rank R builds part R of N, rank 0 merges)",
+      argc, argv, [&](emt::Cli& cli) {
         namespace po = emt::po;
         cli.options().add_options()
             ("out,o", po::value<std::string>(), "output directory for shards, manifest.json, rejected.csv")
@@ -49,83 +122,65 @@ int main(int argc, char** argv) {
             ("force", po::bool_switch(), "replace a build of a different spec in --out")
             ("skip-bad-slices", po::bool_switch(), "treat unreadable slices as missing (reported) instead of failing")
             ("stop-after-shards", po::value<int>()->default_value(-1), "testing: stop as if interrupted after N shards");
-        if (!cli.parse()) return 0;
-        if (auto dir = cli.get_optional<std::string>("merge")) {
-          if (cli.has("out") || cli.has("part") || cli.has("source") || !cli.common().config_path.empty()) {
-            throw emt::Error(emt::ErrorKind::kInvalidArgument, "--merge DIR takes no --out, --part, --source or --config");
-          }
-          const auto summary = emt::triplets::merge_parts(*dir, cli.common().quiet);
+        const auto started = std::chrono::steady_clock::now();
+        bool help = false;
+        std::string merge_dir;
+        emt::triplets::BuildSpec spec;
+        emt::triplets::BuildOptions options;
+        emt::triplets::BuildSummary summary;
+        // Under mpirun every step below runs on every rank and its outcome is
+        // agreed on (mpi_launch.hpp); in a plain run together() just runs it.
+        if (const int rc = mpi.together([&] {
+              if (!cli.parse()) {
+                help = true;
+                return;
+              }
+              if (auto dir = cli.get_optional<std::string>("merge")) {
+                if (cli.has("out") || cli.has("part") || cli.has("source") || !cli.common().config_path.empty()) {
+                  throw emt::Error(emt::ErrorKind::kInvalidArgument, "--merge DIR takes no --out, --part, --source or --config");
+                }
+                if (mpi.size() > 1) throw emt::Error(emt::ErrorKind::kInvalidArgument, "--merge runs as one process, not under mpirun");
+                merge_dir = *dir;
+                summary = emt::triplets::merge_parts(merge_dir, cli.common().quiet);
+                return;
+              }
+              configure(cli, argc, argv, spec, options);
+              if (mpi.active()) {
+                if (cli.has("part")) {
+                  throw emt::Error(emt::ErrorKind::kInvalidArgument, "--part is for job arrays; under mpirun rank R builds part R of N by itself");
+                }
+                options.part = mpi.rank();
+                options.parts = mpi.size();
+                options.quiet = options.quiet || mpi.rank() != 0;  // one progress display, rank 0's
+              }
+              summary = emt::triplets::run_build(spec, options);
+            })) {
+          return rc;
+        }
+        if (help) return 0;
+        if (!merge_dir.empty()) {
           if (cli.common().json) {
             auto j = summary.to_json();
-            j["out"] = *dir;
+            j["out"] = merge_dir;
             std::cout << j.dump() << std::endl;
           } else {
-            cli.info(std::to_string(summary.triplets) + " triplets in " + std::to_string(summary.shards) + " shard(s) merged -> " + *dir);
+            cli.info(std::to_string(summary.triplets) + " triplets in " + std::to_string(summary.shards) + " shard(s) merged -> " + merge_dir);
           }
           return 0;
         }
-        cli.require("out");
-        if (!cli.has("config") && !cli.has("source")) {
-          throw emt::Error(emt::ErrorKind::kInvalidArgument, "give a data spec (--config SPEC.ini) or at least one --source");
-        }
-        emt::triplets::BuildSpec spec = cli.common().config_path.empty()
-                                            ? emt::triplets::parse_spec("", "(defaults)")
-                                            : emt::triplets::load_spec(cli.common().config_path);
-        if (auto sources = cli.get_optional<std::vector<std::string>>("source")) {
-          spec.sources.clear();
-          std::set<std::string> ids;
-          for (const std::string& path : *sources) {
-            auto s = emt::triplets::source_from_path(path);
-            std::string id = s.id;
-            for (int n = 2; ids.count(id); ++n) id = s.id + "_" + std::to_string(n);
-            s.id = id;
-            ids.insert(id);
-            if (auto step = cli.get_optional<int>("step")) s.step = *step;
-            spec.sources.push_back(s);
+        if (mpi.size() > 1) {
+          // Every part is finished (the agreement above is the barrier): rank 0
+          // assembles OUT; until then OUT holds only parts/, nothing that looks complete.
+          const double megabytes_read = mpi.sum(summary.megabytes_read);
+          if (const int rc = mpi.together([&] {
+                if (mpi.rank() == 0) summary = emt::triplets::merge_parts(options.out_dir, options.quiet);
+              })) {
+            return rc;
           }
-          spec.text += "\n# sources replaced on the command line (--source)\n";
+          if (mpi.rank() != 0) return 0;
+          summary.megabytes_read = megabytes_read;
+          summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
         }
-        if (auto t = cli.get_optional<int>("tile-size")) {
-          spec.tile_size = *t;
-          spec.text += "\n# output.tile_size overridden: " + std::to_string(*t) + "\n";
-        }
-        // The cache size changes memory use, never output: not added to spec.text.
-        if (auto mb = cli.get_optional<std::int64_t>("cache-mb")) spec.cache_mb = *mb;
-        emt::triplets::validate(spec, cli.common().config_path);
-
-        emt::triplets::BuildOptions options;
-        options.out_dir = cli.get<std::string>("out");
-        options.resume = cli.get<bool>("resume");
-        options.force = cli.get<bool>("force");
-        options.skip_bad_slices = cli.get<bool>("skip-bad-slices");
-        options.quiet = cli.common().quiet;
-        options.command = recorded_command(argc, argv);
-        options.version = emt::kVersion;
-        options.stop_after_shards = cli.get<int>("stop-after-shards");
-        if (auto part = cli.get_optional<std::string>("part")) {
-          const auto in = emt::split(*part, '/');
-          if (in.size() != 2) throw emt::Error(emt::ErrorKind::kInvalidArgument, "--part must be I/N, like 0/4, not '" + *part + "'");
-          const auto i = emt::parse_int(in[0], "--part I"), n = emt::parse_int(in[1], "--part N");
-          if (n < 1 || n > 9999 || i < 0 || i >= n) throw emt::Error(emt::ErrorKind::kInvalidArgument, "--part I/N needs 0 <= I < N <= 9999");
-          options.part = static_cast<int>(i);
-          options.parts = static_cast<int>(n);
-        }
-        options.warn = [&](const std::string& w) { cli.warn(w); };
-        const auto summary = emt::triplets::run_build(spec, options);
-        if (cli.common().json) {
-          auto j = summary.to_json();
-          j["out"] = options.out_dir;
-          std::cout << j.dump() << std::endl;
-        } else {
-          std::int64_t rejected = 0;
-          std::string reasons;
-          for (const auto& [reason, n] : summary.rejected) {
-            rejected += n;
-            reasons += (reasons.empty() ? "" : ", ") + reason + " " + std::to_string(n);
-          }
-          cli.info(std::to_string(summary.triplets) + " triplets in " + std::to_string(summary.shards) + " shard(s), " +
-                   std::to_string(rejected) + " rejected (" + reasons + ") -> " + options.out_dir);
-        }
-        return 0;
+        return report(cli, summary, options.out_dir);
       });
 }

@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
   Ssan model(config.model);
   LossConfig lc = config.loss;
   lc.vgg_weights.clear();
-  lc.vgg_fallback = "random";  // the VGG passes run, as in the Python reference
+  lc.vgg_fallback = emt::ssan::VggFallback::kRandom;  // the VGG passes run, as in the Python reference
   SsanLoss loss_fn(lc, {});
   torch::optim::Adam opt(model->parameters(), torch::optim::AdamOptions(1e-3).betas({0.9, 0.999}));
   const auto outer = torch::rand({batch, 2, crop, crop}), gt = torch::rand({batch, 1, crop, crop});

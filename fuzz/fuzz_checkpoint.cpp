@@ -2,7 +2,7 @@
 // path ssan-eval and ssan-interpolate take.
 #include <torch/torch.h>
 
-#include "emt/ssan/trainer.hpp"
+#include "emt/ssan/checkpoint.hpp"
 #include "fuzz_support.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

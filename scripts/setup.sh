@@ -28,6 +28,8 @@ packages=(
   libopenblas0-openmp
   # Data-parallel ssan-train: LibTorch's c10d ProcessGroupGloo needs the Gloo headers.
   libgloo-dev
+  # `mpirun -n N triplet-build` (EMT_WITH_MPI, on when found): OpenMPI and its launcher.
+  libopenmpi-dev openmpi-bin
   # tests/ssan/test_interop.cpp checks the Python reference (bench/reference/ssan_ref.py)
   # predicts as the C++ does; python3-onnx verifies bench/reference/export_onnx.py.
   python3-torch python3-onnx

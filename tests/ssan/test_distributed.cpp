@@ -19,6 +19,8 @@
 #include <nlohmann/json.hpp>
 
 #include "emt/common/atomic_file.hpp"
+#include "emt/ssan/checkpoint.hpp"
+#include "emt/ssan/evaluate.hpp"
 #include "emt/ssan/trainer.hpp"
 #include "test_support.hpp"
 #include "tiny_shards.hpp"

@@ -12,6 +12,9 @@
 #include "emt/common/atomic_file.hpp"
 #include "emt/common/error.hpp"
 #include "emt/ssan/interop.hpp"
+#include "emt/triplets/preprocessing.hpp"
+#include "emt/ssan/checkpoint.hpp"
+#include "emt/ssan/evaluate.hpp"
 #include "emt/ssan/trainer.hpp"
 #include "test_support.hpp"
 #include "tiny_shards.hpp"
@@ -165,6 +168,18 @@ TEST_F(InteropTools, ExportedCheckpointPredictsTheSameInPython) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j.at("json").get<std::string>(), run / "cpp_0.json");
+  // The data's preprocessing travels into MODEL.json, the same as the checkpoint holds it.
+  const auto from_json = ssan::preprocessing_of_weights(run / "cpp_0.pth");
+  const auto from_checkpoint = ssan::read_checkpoint_meta(run / "r/last.pt").preprocessing;
+  ASSERT_EQ(from_json.size(), 1u);
+  ASSERT_EQ(from_checkpoint.size(), 1u);
+  EXPECT_EQ(from_json[0].source_id, "ph");
+  EXPECT_EQ(triplets::to_json(from_json[0]), triplets::to_json(from_checkpoint[0]));
+  EXPECT_EQ(triplets::to_json(from_json[0]), triplets::to_json(triplets::read_preprocessing(data())[0]));
+  // --data attaches a shard directory's records only to a checkpoint without them.
+  const auto twice = run_tool("ssan-export", "--checkpoint " + (run / "r/last.pt") + " --out " + (run / "other.pth") + " --data " + data());
+  EXPECT_EQ(twice.exit_code, 2) << twice.err;
+  EXPECT_NE(twice.err.find("already carries"), std::string::npos) << twice.err;
   // Existing outputs are not replaced without --force.
   const auto again = run_tool("ssan-export", "--checkpoint " + (run / "r/last.pt") + " --out " + (run / "cpp_0.pth"));
   EXPECT_EQ(again.exit_code, 2);

@@ -144,7 +144,7 @@ TEST(SsanLossTerms, FallsBackLoudlyWithoutVggWeights) {
   std::vector<std::string> warnings;
   LossConfig c;
   c.vgg_weights = "/no/such/vgg16.pt";
-  c.vgg_fallback = "random";
+  c.vgg_fallback = VggFallback::kRandom;
   SsanLoss random_vgg(c, [&](const std::string& w) { warnings.push_back(w); });
   ASSERT_EQ(warnings.size(), 1u);
   EXPECT_NE(warnings[0].find("RANDOM"), std::string::npos);
@@ -159,7 +159,7 @@ TEST(SsanLossTerms, FallsBackLoudlyWithoutVggWeights) {
   t.total.backward();
   EXPECT_GT(pred.grad().abs().sum().item<double>(), 0);
 
-  c.vgg_fallback = "disable";
+  c.vgg_fallback = VggFallback::kDisable;
   warnings.clear();
   SsanLoss none(c, [&](const std::string& w) { warnings.push_back(w); });
   EXPECT_EQ(none.vgg_source(), "disabled");
@@ -198,7 +198,7 @@ TEST(Vgg16, LoadsWeightsFromATorchScriptArchive) {
   for (std::size_t j = 0; j < a.size(); ++j) EXPECT_TRUE(torch::equal(a[j], b[j]));
   LossConfig c;
   c.vgg_weights = "/no/file";
-  c.vgg_fallback = "disable";
+  c.vgg_fallback = VggFallback::kDisable;
 }
 
 }  // namespace emt::ssan

@@ -9,8 +9,8 @@ namespace emt::ssan {
 
 ModelConfig tiny(const std::string& extractor, const std::string& attention) {
   ModelConfig c;
-  c.extractor = extractor;
-  c.attention = attention;
+  c.extractor = parse_extractor(extractor);
+  c.attention = parse_attention_kind(attention);
   c.features = 8;
   c.blocks = 1;
   c.layers = 2;
@@ -144,7 +144,7 @@ TEST(Ssan, BottleneckAttentionRunsInsideTheUNetAtItsCoarsestLevel) {
 
 TEST(Config, ParsesAndRejectsBadValuesNamingTheFile) {
   const auto c = parse_config("[model]\nextractor = unet\nattention = isa\nfeatures = 12\nreduction = 4\n[train]\nlr = 0.001\n", "m.ini");
-  EXPECT_EQ(c.model.extractor, "unet");
+  EXPECT_EQ(c.model.extractor, Extractor::kUNet);
   EXPECT_EQ(c.model.reduction, 4);
   EXPECT_EQ(c.model.fusion, Fusion::kMask);  // the default
   const auto r = parse_config("[model]\nextractor = unet\nattention_at = bottleneck\nbranches = 1\nfusion = residual\n[loss]\ngradient_weight = 0.5\n", "r.ini");

@@ -27,10 +27,12 @@ ScratchDir::~ScratchDir() {
 
 std::string tool_path(const std::string& tool) { return std::string(EMT_BIN_DIR) + "/" + tool; }
 
-RunResult run_tool(const std::string& tool, const std::string& args) {
+RunResult run_tool(const std::string& tool, const std::string& args) { return run_command(tool_path(tool) + " " + args); }
+
+RunResult run_command(const std::string& command) {
   ScratchDir capture("emt-run");
   const std::string out = (capture.path() / "out").string(), err = (capture.path() / "err").string();
-  const std::string cmd = tool_path(tool) + " " + args + " >" + out + " 2>" + err;
+  const std::string cmd = command + " >" + out + " 2>" + err;
   RunResult r;
   const int status = std::system(cmd.c_str());
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;

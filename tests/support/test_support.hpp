@@ -26,6 +26,8 @@ struct RunResult {
 };
 /// Runs `TOOL ARGS` from the build's apps/ directory (shell-quoted by caller).
 [[nodiscard]] RunResult run_tool(const std::string& tool, const std::string& args);
+/// Runs a shell command line (a launcher before a tool: mpirun -n 2 PATH ...).
+[[nodiscard]] RunResult run_command(const std::string& command);
 /// The path of a built tool.
 [[nodiscard]] std::string tool_path(const std::string& tool);
 

@@ -10,24 +10,6 @@
 
 namespace emt::ssan {
 
-const char* to_string(AttentionKind kind) noexcept {
-  switch (kind) {
-    case AttentionKind::kNone: return "none";
-    case AttentionKind::kKel: return "kel";
-    case AttentionKind::kSa: return "sa";
-    case AttentionKind::kIsa: return "isa";
-    case AttentionKind::kAal: return "aal";
-  }
-  return "unknown";
-}
-
-AttentionKind parse_attention_kind(const std::string& name) {
-  for (AttentionKind k : {AttentionKind::kNone, AttentionKind::kKel, AttentionKind::kSa, AttentionKind::kIsa, AttentionKind::kAal}) {
-    if (name == to_string(k)) return k;
-  }
-  throw Error(ErrorKind::kInvalidArgument, "unknown attention variant '" + name + "' (expected none, kel, sa, isa or aal)");
-}
-
 GroupLayout GroupLayout::dense(int64_t b, int64_t h, int64_t w) { return {{b, 0, h * w}, {0, 1, 2}, 1}; }
 
 GroupLayout GroupLayout::level1(Range range, int64_t b, int64_t h, int64_t w, int64_t ph, int64_t pw) {

@@ -10,7 +10,7 @@
 #include "emt/common/error.hpp"
 #include "emt/common/output_guard.hpp"
 #include "emt/common/zip_check.hpp"
-#include "emt/ssan/trainer.hpp"
+#include "emt/ssan/checkpoint.hpp"
 
 namespace emt::ssan {
 namespace fs = std::filesystem;
@@ -24,8 +24,8 @@ fs::path config_path_for(const fs::path& pth) {
 namespace {
 
 json model_json(const ModelConfig& m) {
-  return json{{"extractor", m.extractor}, {"features", m.features}, {"blocks", m.blocks}, {"layers", m.layers}, {"growth", m.growth},
-              {"unet_levels", m.unet_levels}, {"attention", m.attention}, {"reduction", m.reduction}, {"ph", m.ph}, {"pw", m.pw},
+  return json{{"extractor", to_string(m.extractor)}, {"features", m.features}, {"blocks", m.blocks}, {"layers", m.layers}, {"growth", m.growth},
+              {"unet_levels", m.unet_levels}, {"attention", to_string(m.attention)}, {"reduction", m.reduction}, {"ph", m.ph}, {"pw", m.pw},
               {"ph2", m.ph2}, {"pw2", m.pw2}, {"kel_kernel", m.kel_kernel}, {"attention_at", to_string(m.attention_at)},
               {"fusion", to_string(m.fusion)}, {"branches", m.branches}};
 }
@@ -126,15 +126,6 @@ void load_state_dict(Ssan& model, const StateDict& dict, const std::string& orig
 
 namespace {
 
-/// The INI stored in an ssan-train checkpoint (load_model verified the archive).
-std::string checkpoint_config_text(const std::string& path) {
-  torch::serialize::InputArchive archive;
-  archive.load_from(path);
-  torch::Tensor text;
-  archive.read("config", text);
-  return std::string(reinterpret_cast<const char*>(text.data_ptr<std::uint8_t>()), static_cast<std::size_t>(text.numel()));
-}
-
 }  // namespace
 
 bool is_state_dict_file(const fs::path& path) {
@@ -150,7 +141,7 @@ bool is_state_dict_file(const fs::path& path) {
 SsanConfig config_of_weights(const std::string& path) {
   if (!is_state_dict_file(path)) {
     (void)load_model(path);  // verifies the archive and that its config builds
-    return parse_config(checkpoint_config_text(path), path + ":config");
+    return parse_config(read_checkpoint_meta(path).config_text, path + ":config");
   }
   const fs::path cj = config_path_for(path);
   if (!fs::exists(cj)) throw Error(ErrorKind::kNotFound, "a state dict needs its config: " + cj.string() + " or --config", path);
@@ -163,12 +154,30 @@ SsanConfig config_of_weights(const std::string& path) {
   return config_from_json(j, cj.string());
 }
 
+std::vector<triplets::PreprocessingRecord> preprocessing_of_weights(const std::string& path) {
+  if (!is_state_dict_file(path)) return read_checkpoint_meta(path).preprocessing;
+  const fs::path cj = config_path_for(path);
+  if (!fs::exists(cj)) return {};
+  json j;
+  try {
+    j = json::parse(read_file(cj));
+  } catch (const json::exception& e) {
+    throw Error(ErrorKind::kInvalidData, std::string("not valid JSON: ") + e.what(), cj.string());
+  }
+  std::vector<triplets::PreprocessingRecord> records;
+  if (!j.contains("preprocessing")) return records;  // written before the contract, or by Python without it
+  if (!j["preprocessing"].is_array()) throw Error(ErrorKind::kInvalidData, "preprocessing must be a list", cj.string());
+  for (const json& r : j["preprocessing"]) records.push_back(triplets::preprocessing_from_json(r, cj.string()));
+  return records;
+}
+
 LoadedModel load_any_model(const std::string& path, const std::optional<SsanConfig>& config) {
   LoadedModel out;
   out.config = config ? *config : config_of_weights(path);
   out.model = Ssan(out.config.model);
   init_weights_from(out.model, path);
   out.model->eval();
+  out.preprocessing = preprocessing_of_weights(path);
   return out;
 }
 
@@ -193,10 +202,20 @@ json export_model(const ExportOptions& o) {
   }
   const OutputLock lock(pth);
   LoadedModel m = load_any_model(o.checkpoint);
+  // A checkpoint from before the contract: the records of the data it was trained on, when given.
+  if (!o.data_dir.empty()) {
+    if (!m.preprocessing.empty()) throw Error(ErrorKind::kInvalidArgument, "--data: the checkpoint already carries its data's preprocessing record", o.checkpoint);
+    m.preprocessing = triplets::read_preprocessing(o.data_dir);
+    if (m.preprocessing.empty()) throw Error(ErrorKind::kInvalidData, "no preprocessing record in its manifest (built before records existed: rebuild it)", o.data_dir);
+  }
   const StateDict dict = state_dict(m.model);
+  json config = config_to_json(m.config);
+  json records = json::array();
+  for (const auto& r : m.preprocessing) records.push_back(triplets::to_json(r));
+  config["preprocessing"] = records;
   write_state_dict(dict, pth);
-  write_file_atomic(cj, config_to_json(m.config).dump(2) + "\n");
-  return json{{"pth", pth.string()}, {"json", cj.string()}, {"tensors", dict.size()}, {"parameters", m.model->parameter_count()}};
+  write_file_atomic(cj, config.dump(2) + "\n");
+  return json{{"pth", pth.string()}, {"json", cj.string()}, {"tensors", dict.size()}, {"parameters", m.model->parameter_count()}, {"preprocessing_records", m.preprocessing.size()}};
 }
 
 }  // namespace emt::ssan

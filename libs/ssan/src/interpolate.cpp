@@ -20,9 +20,9 @@
 #include "emt/emio/slice_source.hpp"
 #include "emt/emio/volume_writer.hpp"
 #include "emt/ssan/metrics.hpp"
-#include "emt/ssan/trainer.hpp"
 #include "emt/ssan/distributed.hpp"
 #include "emt/ssan/interop.hpp"
+#include "emt/ssan/preprocess.hpp"
 #include "emt/triplets/align.hpp"
 #include "emt/triplets/filters.hpp"
 #include "emt/triplets/histogram.hpp"
@@ -85,22 +85,6 @@ cv::Mat translate(const cv::Mat& img, double dy, double dx) {
   return out;
 }
 
-std::array<std::uint8_t, 256> invert_lut(const std::array<std::uint8_t, 256>& lut) {
-  std::array<std::uint8_t, 256> inv{};
-  for (int v = 0; v < 256; ++v) {
-    // Smallest source level whose matched value reaches v (the LUT is monotone).
-    int src = 255;
-    for (int s = 0; s < 256; ++s) {
-      if (lut[static_cast<std::size_t>(s)] >= v) {
-        src = s;
-        break;
-      }
-    }
-    inv[static_cast<std::size_t>(v)] = static_cast<std::uint8_t>(src);
-  }
-  return inv;
-}
-
 /// SSAN over the whole slice in overlapping tiles, blended with linear ramps.
 cv::Mat predict_tiled(Ssan& model, const cv::Mat& a, const cv::Mat& b, int tile, int overlap) {
   const int h = a.rows, w = a.cols;
@@ -155,9 +139,28 @@ json interpolate_volume(const InterpolateOptions& o, const std::function<void(co
   if (o.overlap < 0 || o.overlap >= o.tile / 2) {
     throw Error(ErrorKind::kInvalidArgument, fmt::format("--overlap must be in [0, tile / 2) = [0, {}), not {}", o.tile / 2, o.overlap));
   }
-  if (o.search_radius < 1) throw Error(ErrorKind::kInvalidArgument, "--search-radius must be at least 1");
   if (!(o.detect_fraction >= 0 && o.detect_fraction <= 1)) throw Error(ErrorKind::kInvalidArgument, "--detect-fraction must be in [0, 1]");
-  const auto source = emio::open_source(o.input);
+  if (o.search_radius < 0) throw Error(ErrorKind::kInvalidArgument, "--search-radius must be at least 1 (or 0: from the checkpoint)");
+  if (o.method == FillMethod::kSsan && o.checkpoint.empty()) throw Error(ErrorKind::kInvalidArgument, "--method ssan needs --checkpoint");
+  // The model and the preprocessing of its training data come first: they say how to open and prepare the volume.
+  std::optional<Ssan> model;
+  std::vector<triplets::PreprocessingRecord> records;
+  if (o.method == FillMethod::kSsan) {
+    LoadedModel loaded = load_any_model(o.checkpoint);  // a checkpoint or a state dict with its JSON
+    model = loaded.model;
+    (*model)->to(resolve_device(o.device));
+    records = std::move(loaded.preprocessing);
+  } else if (!o.checkpoint.empty()) {
+    records = preprocessing_of_weights(o.checkpoint);
+  }
+  const triplets::PreprocessingRecord* record = records.empty() ? nullptr : &records.front();
+  emio::SourceOptions source_options;
+  if (o.uint16) {
+    source_options.uint16 = *o.uint16;
+  } else if (record) {
+    source_options.uint16 = record->uint16;
+  }
+  const auto source = emio::open_source(o.input, source_options);
   const auto shape = source->shape();
   if (!o.in_place && o.output.empty()) throw Error(ErrorKind::kInvalidArgument, "give --out (or --in-place)");
   if (o.in_place && source->kind() == emio::SourceKind::kMultipageTiff) {
@@ -179,11 +182,6 @@ json interpolate_volume(const InterpolateOptions& o, const std::function<void(co
     }
     lock = std::make_unique<OutputLock>(o.output);
   }
-  std::optional<Ssan> model;
-  if (o.method == FillMethod::kSsan) {
-    model = load_any_model(o.checkpoint).model;  // a checkpoint or a state dict with its JSON
-    (*model)->to(resolve_device(o.device));
-  }
   json report;
   report["input"] = o.input;
   report["method"] = to_string(o.method);
@@ -197,13 +195,24 @@ json interpolate_volume(const InterpolateOptions& o, const std::function<void(co
   for (auto z : bad) {
     if (z < 0 || z >= shape.depth) throw Error(ErrorKind::kInvalidArgument, fmt::format("slice {} outside the volume (depth {})", z, shape.depth), o.input);
   }
-  triplets::AlignOptions align;
-  align.search_radius = o.search_radius;
-  align.coarse_factor = o.search_radius >= 16 ? 4 : 1;
+  // Alignment as the training data's, over twice the distance; filters from --spec, else the record.
+  triplets::AlignOptions align = record ? record->align : triplets::AlignOptions{};
+  align.search_radius = o.search_radius > 0 ? o.search_radius : record ? 2 * record->align.search_radius : 32;
+  if (!record) align.coarse_factor = align.search_radius >= 16 ? 4 : 1;
+  for (const auto& r : records) {
+    if (triplets::to_json(r)["filters"] != triplets::to_json(records.front())["filters"]) {
+      note("the checkpoint's sources were built with different filters; --detect-defects uses the first's (" + records.front().source_id + ")");
+      break;
+    }
+  }
+  const triplets::FilterOptions filters = o.filters ? *o.filters : record ? record->filters : triplets::FilterOptions{};
+  report["preprocessing"] = {{"filters", o.filters ? "spec" : record ? "checkpoint" : "defaults"},
+                             {"uint16", o.uint16 ? "spec" : record ? "checkpoint" : "defaults"},
+                             {"search_radius", align.search_radius}};
 
   if (o.detect_defects) {
     // The pipeline's filters, attributed to the middle slice of each triplet.
-    const triplets::FilterOptions& f = o.filters;
+    const triplets::FilterOptions& f = filters;
     json detected = json::array();
     Progress progress("ssan-interpolate: detecting", shape.depth - 2, "slices", o.quiet);
     for (std::int64_t z = 1; z + 1 < shape.depth; ++z) {
@@ -234,17 +243,29 @@ json interpolate_volume(const InterpolateOptions& o, const std::function<void(co
   if (bad.empty()) note("no slice to replace");
   const auto plan = plan_fill(std::vector<std::int64_t>(bad.begin(), bad.end()), shape.depth);
 
-  // Reference histogram of the volume's clean slices (as triplet-build does).
-  std::vector<triplets::Histogram> hists;
-  std::vector<std::int64_t> good;
-  for (std::int64_t z = 0; z < shape.depth; ++z) {
-    if (!bad.count(z)) good.push_back(z);
+  // The reference the neighbours are matched to: the training data's (the
+  // contract), else one from the volume's clean slices as triplet-build makes it.
+  std::optional<triplets::Histogram> reference;
+  if (o.reference == ReferenceMode::kCheckpoint) reference = model_reference(records);
+  if (reference) {
+    report["preprocessing"]["reference"] = "checkpoint";
+  } else {
+    if (o.reference == ReferenceMode::kCheckpoint && model) {
+      note("the checkpoint carries no preprocessing record (trained before records existed); its inputs are matched to this volume's own reference");
+    }
+    std::vector<triplets::Histogram> hists;
+    std::vector<std::int64_t> good;
+    for (std::int64_t z = 0; z < shape.depth; ++z) {
+      if (!bad.count(z)) good.push_back(z);
+    }
+    const std::int64_t n = std::min<std::int64_t>(16, static_cast<std::int64_t>(good.size()));
+    for (std::int64_t i = 0; i < n; ++i) {
+      hists.push_back(triplets::histogram_of(source->read_slice(good[static_cast<std::size_t>(evenly_spaced(i, n, static_cast<std::int64_t>(good.size())))]), true));
+    }
+    const auto volume_reference = triplets::reference_histogram(hists);
+    if (!volume_reference.used.empty()) reference = volume_reference.counts;
+    report["preprocessing"]["reference"] = reference ? "volume" : "none";
   }
-  const std::int64_t n = std::min<std::int64_t>(16, static_cast<std::int64_t>(good.size()));
-  for (std::int64_t i = 0; i < n; ++i) {
-    hists.push_back(triplets::histogram_of(source->read_slice(good[static_cast<std::size_t>(evenly_spaced(i, n, static_cast<std::int64_t>(good.size())))]), true));
-  }
-  const auto reference = triplets::reference_histogram(hists);
 
   std::map<std::int64_t, cv::Mat> filled;
   auto slice = [&](std::int64_t z) { return filled.count(z) ? filled.at(z) : source->read_slice(z); };
@@ -258,14 +279,11 @@ json interpolate_volume(const InterpolateOptions& o, const std::function<void(co
     const auto s = triplets::estimate_shift(lo, hi, align);  // aligns hi onto lo
     // z's frame lies a fraction t of the way from lo's to hi's: sub-pixel halves, not integer ones.
     cv::Mat a = translate(lo, -t * s.dy, -t * s.dx), b = translate(hi, (1 - t) * s.dy, (1 - t) * s.dx);
-    std::array<std::uint8_t, 256> inv_a{}, inv_b{};
-    if (!reference.used.empty()) {
-      const auto la = triplets::matching_lut(triplets::histogram_of(a, true), reference.counts, true);
-      const auto lb = triplets::matching_lut(triplets::histogram_of(b, true), reference.counts, true);
-      a = triplets::apply_lut(a, la);
-      b = triplets::apply_lut(b, lb);
-      inv_a = invert_lut(la);
-      inv_b = invert_lut(lb);
+    std::optional<MatchedPair> matched;
+    if (reference) {
+      matched = match_pair(a, b, *reference);
+      a = matched->a;
+      b = matched->b;
     }
     cv::Mat pred;
     switch (o.method) {
@@ -273,11 +291,7 @@ json interpolate_volume(const InterpolateOptions& o, const std::function<void(co
       case FillMethod::kLinear: linear_baseline(a, b).convertTo(pred, CV_8U); break;
       case FillMethod::kFlow: flow_baseline(a, b).convertTo(pred, CV_8U); break;
     }
-    if (!reference.used.empty()) {
-      // Back to the volume's intensities: the neighbours' inverse maps, weighted by distance.
-      cv::Mat pa = triplets::apply_lut(pred, inv_a), pb = triplets::apply_lut(pred, inv_b);
-      cv::addWeighted(pa, 1 - t, pb, t, 0, pred);
-    }
+    if (matched) pred = map_back(pred, *matched, t);  // back to the volume's intensities
     filled[step.z] = pred;
     replaced.push_back({{"z", step.z}, {"lower", step.lower}, {"upper", step.upper}, {"method", step.midpoint ? "midpoint" : "nearest"},
                         {"shift", {s.dy, s.dx}}, {"shift_ncc", s.ncc}});

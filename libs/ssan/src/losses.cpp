@@ -87,7 +87,7 @@ SsanLoss::SsanLoss(const LossConfig& config, const std::function<void(const std:
     vgg_source_ = "file:" + config.vgg_weights;
   } else {
     const std::string why = config.vgg_weights.empty() ? "no loss.vgg_weights given" : "loss.vgg_weights not found: " + config.vgg_weights;
-    if (config.vgg_fallback == "disable") {
+    if (config.vgg_fallback == VggFallback::kDisable) {
       vgg_source_ = "disabled";
       if (warn) warn("VGG16 ImageNet weights unavailable (" + why + "): feature and style losses DISABLED (loss.vgg_fallback = disable)");
     } else {

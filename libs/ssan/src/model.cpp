@@ -9,7 +9,8 @@ torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t k) {
 }
 }  // namespace
 
-RdnImpl::RdnImpl(int64_t in, int64_t g0, int64_t d, int64_t c, int64_t g) {
+RdnImpl::RdnImpl(const RdnOptions& o) {
+  const int64_t in = o.in_channels(), g0 = o.features(), d = o.blocks(), c = o.layers(), g = o.growth();
   TORCH_CHECK(in >= 1 && g0 >= 1 && d >= 1 && c >= 1 && g >= 1, "RDN sizes must be positive");
   sfe1 = register_module("sfe1", conv(in, g0, 3));
   sfe2 = register_module("sfe2", conv(g0, g0, 3));
@@ -44,7 +45,10 @@ torch::nn::Sequential conv_block(int64_t in, int64_t out) {
 }
 }  // namespace
 
-UNetImpl::UNetImpl(int64_t in, int64_t features, int64_t levels, std::optional<AttentionOptions> bottleneck_attention) : levels_(levels) {
+UNetImpl::UNetImpl(const UNetOptions& o) : levels_(o.levels()) {
+  const int64_t in = o.in_channels(), features = o.features(), levels = o.levels();
+  const std::optional<AttentionOptions>& bottleneck_attention = o.bottleneck_attention();
+  TORCH_CHECK(in >= 1 && features >= 1, "U-Net sizes must be positive");
   TORCH_CHECK(levels >= 1, "U-Net needs at least one level");
   int64_t ch = in;
   for (int64_t l = 0; l < levels; ++l) {
@@ -87,24 +91,24 @@ torch::Tensor UNetImpl::forward(const torch::Tensor& x) {
 SsanImpl::SsanImpl(const ModelConfig& c) : config_(c) {
   TORCH_CHECK(c.branches == 1 || c.branches == 2, "SSAN has one or two branches, got ", c.branches);
   TORCH_CHECK(c.branches == 2 || c.fusion == Fusion::kResidual, "one branch needs residual fusion");
-  const bool unet = c.extractor == "unet" || c.extractor == "siamese_unet";
-  const bool siamese = c.extractor == "siamese_rdn" || c.extractor == "siamese_unet";
+  const bool unet = is_unet(c.extractor);
+  const bool siamese = is_siamese(c.extractor);
   const bool at_bottleneck = c.attention_at == AttentionPlacement::kBottleneck;
   TORCH_CHECK(!at_bottleneck || unet, "bottleneck attention needs a U-Net extractor");
   auto attention_options = [&](int64_t channels) {
     AttentionOptions ao(channels);
-    ao.reduction(c.reduction).kind(parse_attention_kind(c.attention)).split({c.ph, c.pw, c.ph2, c.pw2}).kernel_size(c.kel_kernel);
+    ao.reduction(c.reduction).kind(c.attention).split({c.ph, c.pw, c.ph2, c.pw2}).kernel_size(c.kel_kernel);
     return ao;
   };
   auto make = [&]() -> torch::nn::AnyModule {
     if (unet) {
       std::optional<AttentionOptions> bottleneck;
       if (at_bottleneck) bottleneck = attention_options(int64_t{c.features} << c.unet_levels);
-      UNet net(2, c.features, c.unet_levels, bottleneck);
+      UNet net(UNetOptions(2).features(c.features).levels(c.unet_levels).bottleneck_attention(bottleneck));
       if (at_bottleneck) attention_layers_.push_back(net->attention());
       return torch::nn::AnyModule(net);
     }
-    return torch::nn::AnyModule(Rdn(2, c.features, c.blocks, c.layers, c.growth));
+    return torch::nn::AnyModule(Rdn(RdnOptions(2).features(c.features).blocks(c.blocks).layers(c.layers).growth(c.growth)));
   };
   extractor0_ = make();
   register_module("extractor0", extractor0_.ptr());

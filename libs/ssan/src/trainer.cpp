@@ -1,7 +1,5 @@
 #include "emt/ssan/trainer.hpp"
 
-#include <ATen/CPUGeneratorImpl.h>
-
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -12,6 +10,7 @@
 
 #include <sys/resource.h>
 #include <tuple>
+#include <type_traits>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -24,17 +23,20 @@
 #include "emt/common/output_guard.hpp"
 #include "emt/common/progress.hpp"
 #include "emt/common/sampling.hpp"
-#include "emt/common/zip_check.hpp"
 #include "emt/emio/volume_writer.hpp"
+#include "emt/ssan/checkpoint.hpp"
 #include "emt/ssan/dataset.hpp"
 #include "emt/ssan/distributed.hpp"
 #include "emt/ssan/interop.hpp"
 #include "emt/ssan/losses.hpp"
 #include "emt/ssan/metrics.hpp"
 #include "emt/ssan/model.hpp"
+#include "emt/ssan/run_record.hpp"
 #include "emt/ssan/training_plot.hpp"
 #include "emt/triplets/montage.hpp"
+#include "emt/triplets/preprocessing.hpp"
 #include "emt/triplets/split.hpp"
+#include "tensor_image.hpp"
 
 namespace emt::ssan {
 namespace fs = std::filesystem;
@@ -54,6 +56,40 @@ TrainAlignment parse_train_alignment(const std::string& name) {
 }
 std::string to_string(TrainAlignment a) { return a == TrainAlignment::kBlind ? "blind" : "oracle"; }
 
+TrainOptions resumed_options(TrainOptions o, const json& started, const std::function<bool(const std::string&)>& given,
+                             const std::string& origin) {
+  // The recorded value of `key` unless the command line gave it again.
+  auto keep = [&](bool given_again, const char* key, auto& field) {
+    if (given_again || !started.contains(key)) return;
+    try {
+      field = started.at(key).get<std::decay_t<decltype(field)>>();
+    } catch (const json::exception&) {
+      throw Error(ErrorKind::kDataLoss, std::string("run.json: '") + key + "' has the wrong type", origin);
+    }
+  };
+  keep(given("data"), "data", o.data_dir);
+  keep(given("split"), "split", o.split);
+  keep(given("val-split"), "val_split", o.val_split);
+  keep(given("batch"), "batch", o.batch);
+  keep(given("crop"), "crop", o.crop);
+  keep(given("epochs"), "epochs", o.epochs);
+  keep(given("decay-epochs"), "decay_epochs", o.decay_epochs);
+  keep(given("lr"), "lr", o.lr);
+  if (!given("warmup-steps")) o.warmup_steps = 0;  // runs started before warm-up existed had none
+  keep(given("warmup-steps"), "warmup_steps", o.warmup_steps);
+  keep(given("max-steps"), "max_steps", o.max_steps);  // a resumed bounded run stays bounded
+  keep(given("max-minutes"), "max_minutes", o.max_minutes);
+  keep(given("epochs") || given("decay-epochs"), "fit_schedule", o.fit_schedule);
+  std::string clock = to_string(o.budget_clock), alignment = to_string(o.alignment);
+  keep(given("budget-clock"), "budget_clock", clock);
+  keep(given("train-alignment"), "train_alignment", alignment);
+  o.budget_clock = parse_budget_clock(clock);
+  o.alignment = parse_train_alignment(alignment);
+  keep(given("seed"), "seed", o.seed);
+  keep(given("val-samples"), "val_samples", o.val_samples);
+  return o;
+}
+
 json TrainSummary::to_json() const {
   return json{{"steps", steps}, {"epochs_done", epochs_done}, {"skipped_nonfinite", skipped_nonfinite}, {"best_val_psnr", best_psnr},
               {"seconds", seconds}, {"data_wait_share", data_wait_share}, {"samples_per_s", samples_per_s},
@@ -61,15 +97,6 @@ json TrainSummary::to_json() const {
 }
 
 namespace {
-
-cv::Mat to_mat(const torch::Tensor& t) {  // [H, W] float in [0, 1] -> CV_32F on 0-255
-  const torch::Tensor c = (t.detach().clamp(0, 1) * 255.0).to(torch::kCPU, torch::kFloat32).contiguous();
-  return cv::Mat(static_cast<int>(c.size(0)), static_cast<int>(c.size(1)), CV_32F, c.data_ptr<float>()).clone();
-}
-
-torch::Tensor from_mat(const cv::Mat& u8) {  // CV_8UC1 -> [H, W] uint8 (a copy)
-  return torch::from_blob(u8.data, {u8.rows, u8.cols}, torch::kUInt8).clone();
-}
 
 cv::Mat to_u8(const torch::Tensor& t) {
   cv::Mat m;
@@ -85,111 +112,7 @@ cv::Mat error_image(const cv::Mat& pred, const cv::Mat& truth) {
   return u8;
 }
 
-struct Checkpoint {
-  std::int64_t step = 0, epoch = 0, position = 0;
-  double best_psnr = -1;
-  /// A schedule fitted to --max-minutes: its length and first decayed step
-  /// (-1: not fitted yet, or epochs-based). Kept so a resumed run continues it.
-  std::int64_t planned_steps = -1, decay_step = -1;
-};
 
-void save_checkpoint(const fs::path& path, Ssan& model, torch::optim::Adam& optimizer, const Checkpoint& c, const std::string& config_text) {
-  torch::serialize::OutputArchive archive, model_archive, optim_archive;
-  model->save(model_archive);
-  optimizer.save(optim_archive);
-  archive.write("model", model_archive);
-  archive.write("optimizer", optim_archive);
-  archive.write("step", torch::tensor(c.step));
-  archive.write("epoch", torch::tensor(c.epoch));
-  archive.write("position", torch::tensor(c.position));
-  archive.write("best_psnr", torch::tensor(c.best_psnr, torch::kFloat64));
-  archive.write("planned_steps", torch::tensor(c.planned_steps));
-  archive.write("decay_step", torch::tensor(c.decay_step));
-  archive.write("rng", at::detail::getDefaultCPUGenerator().get_state());
-  const torch::Tensor text = torch::from_blob(const_cast<char*>(config_text.data()), {static_cast<int64_t>(config_text.size())}, torch::kUInt8).clone();
-  archive.write("config", text);
-  AtomicFile out(path);
-  try {
-    archive.save_to(out.temp_path().string());
-  } catch (const c10::Error&) {
-    throw Error(ErrorKind::kIo, "cannot write the checkpoint (disk full or file-size limit?)", path.string());
-  }
-  out.commit();
-}
-
-std::string read_config_text(torch::serialize::InputArchive& archive) {
-  torch::Tensor text;
-  archive.read("config", text);
-  return std::string(reinterpret_cast<const char*>(text.data_ptr<std::uint8_t>()), static_cast<std::size_t>(text.numel()));
-}
-
-Checkpoint load_checkpoint(const fs::path& path, Ssan& model, torch::optim::Adam* optimizer) {
-  if (!fs::exists(path)) throw Error(ErrorKind::kNotFound, "no checkpoint", path.string());
-  torch::serialize::InputArchive archive, model_archive, optim_archive;
-  verify_zip_archive(path);  // LibTorch checks no CRC: a flipped weight byte would load silently
-  try {
-    archive.load_from(path.string());
-  } catch (const c10::Error&) {
-    throw Error(ErrorKind::kDataLoss, "not a readable SSAN checkpoint (truncated or corrupt?)", path.string());
-  }
-  try {
-    archive.read("model", model_archive);
-    model->load(model_archive);
-  } catch (const c10::Error& e) {
-    const std::string what = e.what_without_backtrace();
-    throw Error(ErrorKind::kInvalidData,
-                "checkpoint does not fit the model config (resumed or loaded with another --config?): " + what.substr(0, what.find('\n')),
-                path.string());
-  }
-  Checkpoint c;
-  auto value = [&](const char* key) {
-    torch::Tensor t;  // a fresh tensor per key: reading into a used one resizes its storage
-    archive.read(key, t);
-    return t;
-  };
-  c.step = value("step").item<int64_t>();
-  c.epoch = value("epoch").item<int64_t>();
-  c.position = value("position").item<int64_t>();
-  c.best_psnr = value("best_psnr").item<double>();
-  if (optimizer) {
-    // Checkpoints written before schedules could be fitted have neither key.
-    torch::Tensor planned, decay;
-    if (archive.try_read("planned_steps", planned)) c.planned_steps = planned.item<int64_t>();
-    if (archive.try_read("decay_step", decay)) c.decay_step = decay.item<int64_t>();
-    archive.read("optimizer", optim_archive);
-    optimizer->load(optim_archive);
-    const torch::Tensor t = value("rng");
-    auto generator = at::detail::getDefaultCPUGenerator();
-    generator.set_state(t);
-  }
-  return c;
-}
-
-}  // namespace
-
-Ssan load_model(const std::string& path) {
-  torch::serialize::InputArchive archive;
-  if (!fs::exists(path)) throw Error(ErrorKind::kNotFound, "no checkpoint", path);
-  verify_zip_archive(path);
-  try {
-    archive.load_from(path);
-  } catch (const c10::Error&) {
-    throw Error(ErrorKind::kDataLoss, "not a readable SSAN checkpoint (truncated or corrupt?)", path);
-  }
-  std::string config_text;
-  try {
-    config_text = read_config_text(archive);
-  } catch (const c10::Error&) {
-    throw Error(ErrorKind::kInvalidData, "not an SSAN checkpoint: it holds no model config", path);
-  }
-  const SsanConfig config = parse_config(config_text, path + ":config");
-  Ssan model(config.model);
-  (void)load_checkpoint(path, model, nullptr);
-  model->eval();
-  return model;
-}
-
-namespace {
 
 // The paper's schedule (o.lr for o.epochs, then o.lr * o.decay) with a linear
 // warm-up over the first o.warmup_steps steps: Adam's first steps move every
@@ -245,9 +168,7 @@ Validation validate(Ssan& model, const TripletDataset& data, int max_samples, in
   return v;
 }
 
-}  // namespace
 
-namespace {
 
 double process_cpu_seconds() {
   rusage u{};
@@ -311,13 +232,15 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& options, const 
     throw Error(ErrorKind::kInvalidArgument, "run directory already holds a checkpoint; use --resume to continue it or another --out", run.string());
   }
 
+  // The data's preprocessing travels with every checkpoint (the contract: preprocessing.hpp).
+  const CheckpointMeta meta{config.text, triplets::read_preprocessing(o.data_dir)};
   torch::manual_seed(o.seed);
   Ssan model(config.model);
   model->to(device);
   torch::optim::Adam optimizer(model->parameters(), torch::optim::AdamOptions(o.lr).betas({0.9, 0.999}));
   SsanLoss loss_fn(config.loss, warn);
   loss_fn.to(device);
-  Checkpoint state;
+  CheckpointState state;
   if (o.resume) {
     state = load_checkpoint(fs::path(o.run_dir) / "last.pt", model, &optimizer);  // every rank: rank 0's checkpoint
   } else if (!o.init_from.empty()) {
@@ -344,24 +267,11 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& options, const 
   TrainingCurves curves;
   if (val_data) curves.set_baselines(validation_baselines(*val_data, o.val_samples));
   if (o.resume) curves.load(run, state.step);
-  std::string kept;
   const int n_gammas = static_cast<int>(model->gammas().size());
   std::string header = "step,epoch,loss,charbonnier,feature,style_balance,gradient,texture,lr,samples_per_s";
   for (int g = 0; g < n_gammas; ++g) header += ",gamma" + std::to_string(g);
-  if (o.resume && fs::exists(run / "metrics.csv")) {
-    std::istringstream in(read_file(run / "metrics.csv"));
-    std::string line;
-    std::getline(in, line);
-    while (std::getline(in, line)) {
-      const auto comma = line.find(',');
-      const std::int64_t step = std::stoll(line.substr(0, comma));
-      if (step > state.step) break;
-      kept += line + "\n";
-    }
-  }
-  write_file_atomic(run / "metrics.csv", header + "\n" + kept);
-  std::ofstream metrics(run / "metrics.csv", std::ios::app);
-  write_file_atomic(run / "run.json", json{{"config", config.text}, {"vgg", loss_fn.vgg_source()}, {"seed", o.seed},
+  RunLog run_log(run, header, o.resume ? std::optional<std::int64_t>(state.step) : std::nullopt);
+  run_log.write_run_json(json{{"config", config.text}, {"vgg", loss_fn.vgg_source()}, {"seed", o.seed},
                                             {"data", o.data_dir}, {"split", o.split}, {"val_split", o.val_split}, {"val_samples", o.val_samples},
                                             {"train_triplets", train_data.size()},
                                             {"batch", o.batch}, {"crop", o.crop}, {"lr", o.lr}, {"epochs", o.epochs},
@@ -369,8 +279,7 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& options, const 
                                             {"max_steps", o.max_steps},
                                             {"fit_schedule", o.fit_schedule}, {"max_minutes", o.max_minutes}, {"budget_clock", to_string(o.budget_clock)},
                                             {"train_alignment", to_string(o.alignment)}, {"init_from", o.init_from},
-                                            {"device", device.str()}, {"amp", to_string(amp)}, {"world_size", dist.world()}, {"launcher", dist.rendezvous().launcher}}
-                                           .dump(2) + "\n");
+                                            {"device", device.str()}, {"amp", to_string(amp)}, {"world_size", dist.world()}, {"launcher", dist.rendezvous().launcher}});
 
   TrainSummary summary;
   summary.vgg_source = loss_fn.vgg_source();
@@ -386,7 +295,7 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& options, const 
     state.step = step;
     state.epoch = epoch;
     state.position = position;
-    save_checkpoint(run / "last.pt", model, optimizer, state, config.text);
+    save_checkpoint(run / "last.pt", model, optimizer, state, meta);
   };
   const std::int64_t first_step = step;
   double next_snapshot = o.snapshot_minutes;
@@ -414,7 +323,7 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& options, const 
       const fs::path dir = run / "snapshots";
       fs::create_directories(dir);
       state.step = step;
-      save_checkpoint(dir / fmt::format("step{:07d}-min{:06.2f}.pt", step, minutes), model, optimizer, state, config.text);
+      save_checkpoint(dir / fmt::format("step{:07d}-min{:06.2f}.pt", step, minutes), model, optimizer, state, meta);
       while (next_snapshot <= minutes) next_snapshot += o.snapshot_minutes;
     }
     const Batch batch = loader.next();
@@ -461,7 +370,7 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& options, const 
                                   terms.feature.item<double>(), terms.style_balance.item<double>(), terms.gradient.item<double>(),
                                   terms.texture.item<double>(), lr, rate);
     for (const auto& g : model->gammas()) row += fmt::format(",{:.6g}", g.item<double>());
-    metrics << row << "\n" << std::flush;
+    run_log.add_metrics(row);
     progress.set_status(fmt::format("loss {:.4g}, {:.2f} samples/s", loss, rate));
     progress.tick();
 
@@ -479,7 +388,7 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& options, const 
       if (val_data) {
         Validation v = validate(model, *val_data, o.val_samples, o.montage_samples, dist, device);
         summary.last_validation = json{{"step", step}, {"epoch", epoch}, {"psnr", v.psnr}, {"ssim", v.ssim}, {"ie", v.ie}};
-        std::ofstream(run / "val.csv", std::ios::app) << fmt::format("{},{},{:.6f},{:.6f},{:.6f}\n", step, epoch, v.psnr, v.ssim, v.ie);
+        run_log.add_validation(step, epoch, v.psnr, v.ssim, v.ie);
         curves.add_validation(step, v.psnr);
         if (!v.montage_rows.empty()) {
           v.montage_rows.insert(v.montage_rows.begin(),
@@ -517,120 +426,5 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& options, const 
   return summary;
 }
 
-
-json evaluate(const EvalOptions& o) {
-  // The output rules before any work: not an input, an existing non-empty
-  // directory only with --force, locked; files appear together at the end.
-  std::unique_ptr<OutputLock> lock;
-  if (!o.out_dir.empty()) {
-    auto inputs = triplets::shard_directory_inputs(o.data_dir);
-    inputs.emplace_back(o.checkpoint);
-    refuse_output_overlapping_inputs(o.out_dir, inputs, "--out");
-    check_output_directory(o.out_dir, o.force);
-    lock = std::make_unique<OutputLock>(o.out_dir);
-  }
-  const TripletDataset data(o.data_dir, o.split);
-  std::unique_ptr<Ssan> model;
-  if (!o.checkpoint.empty()) {
-    model = std::make_unique<Ssan>(load_any_model(o.checkpoint).model);  // a checkpoint or a state dict with its JSON
-    (*model)->to(resolve_device(o.device));
-  }
-  std::vector<std::string> methods;
-  if (model) methods.push_back("ssan");
-  methods.insert(methods.end(), {"linear", "flow", "blur"});
-  std::map<std::string, std::array<double, 4>> sums;  // psnr, ssim, ie, sharpness ratio
-  std::string csv = "shard,index,source,z,y,x,method,psnr,ssim,ie,sharpness_ratio\n";
-  const std::int64_t n = o.max_samples > 0 ? std::min(o.max_samples, data.size()) : data.size();
-  json blur_search;
-  double blur_sigma = o.blur_sigma;
-  if (blur_sigma < 0) {
-    const BlurSearch search = search_blur_sigma(n, [&](std::int64_t k) {
-      throw_if_interrupted();
-      return data.read_u8(evenly_spaced(k, n, data.size()));
-    });
-    blur_sigma = search.best_sigma;
-    blur_search = json::object();
-    for (std::size_t g = 0; g < search.sigmas.size(); ++g) blur_search[fmt::format("{}", search.sigmas[g])] = search.mean_psnr[g];
-  }
-  // Montage: evenly spaced samples, every method's prediction between the
-  // inputs and the truth, so a blurred win in PSNR can be seen for what it is.
-  const std::int64_t montage_n = o.out_dir.empty() ? 0 : std::min<std::int64_t>(o.montage_rows, n);
-  std::set<std::int64_t> montage_at;
-  for (std::int64_t j = 0; j < montage_n; ++j) montage_at.insert(evenly_spaced(j, montage_n, n));
-  std::vector<cv::Mat> montage_rows;
-  std::vector<std::string> montage_labels{"slice 0"};
-  montage_labels.insert(montage_labels.end(), methods.begin(), methods.end());
-  montage_labels.insert(montage_labels.end(), {"truth", "slice 2"});
-  torch::NoGradGuard no_grad;
-  for (std::int64_t k = 0; k < n; ++k) {
-    throw_if_interrupted();
-    const std::int64_t i = evenly_spaced(k, n, data.size());
-    const auto& r = data.ref(i);
-    const auto [s0, gt, s2] = data.read_u8(i);
-    const double gt_sharp = sharpness(gt);
-    std::vector<cv::Mat> cells{s0};
-    std::string caption = fmt::format("{} z={} y={} x={}  PSNR", r.source, r.z, r.y, r.x);
-    for (const auto& m : methods) {
-      cv::Mat pred;
-      if (m == "ssan") {
-        const torch::Tensor in = torch::stack({from_mat(s0), from_mat(s2)}).unsqueeze(0).to(torch::kFloat32).div(255.0);
-        pred = to_mat((*model)->forward(in.to((*model)->parameters().front().device())).output[0][0]);
-      } else if (m == "linear") {
-        pred = linear_baseline(s0, s2);
-      } else if (m == "flow") {
-        pred = flow_baseline(s0, s2);
-      } else {
-        pred = blur_baseline(s0, s2, blur_sigma);
-      }
-      // Predictions are quantised to 8 bit, as an interpolated slice is stored.
-      cv::Mat q;
-      pred.convertTo(q, CV_8U);
-      const std::array<double, 4> v{psnr(q, gt), ssim(q, gt), interpolation_error(q, gt), gt_sharp > 0 ? sharpness(q) / gt_sharp : 0};
-      for (int j = 0; j < 4; ++j) sums[m][static_cast<std::size_t>(j)] += v[static_cast<std::size_t>(j)];
-      csv += fmt::format("{},{},{},{},{},{},{},{:.6f},{:.6f},{:.6f},{:.6f}\n", r.shard, r.index, r.source, r.z, r.y, r.x, m, v[0], v[1], v[2], v[3]);
-      cells.push_back(q);
-      caption += fmt::format(" {} {:.1f}", m, v[0]);
-    }
-    if (montage_at.count(k) != 0) {
-      cells.insert(cells.end(), {gt, s2});
-      montage_rows.push_back(triplets::captioned_row(cells, data.tile_size(), caption));
-    }
-  }
-  json result;
-  result["n"] = n;
-  result["blur_sigma"] = blur_sigma;
-  if (!blur_search.is_null()) result["blur_sigma_search"] = blur_search;  // mean PSNR per sigma tried
-  for (const auto& m : methods) {
-    const auto& s = sums[m];
-    result["methods"][m] = {{"psnr", s[0] / n}, {"ssim", s[1] / n}, {"ie", s[2] / n}, {"sharpness_ratio", s[3] / n}};
-  }
-  if (!o.out_dir.empty()) {
-    // All four files or none (a full disk leaves nothing): staged in OUT.tmp/.
-    StagedDirectory staged(o.out_dir, o.force);
-    write_file(staged.path() / "eval.md", format_eval_table(result));
-    write_file(staged.path() / "eval_samples.csv", csv);
-    write_file(staged.path() / "eval.json", result.dump(2) + "\n");
-    if (!montage_rows.empty()) {
-      montage_rows.insert(montage_rows.begin(), triplets::column_labels(montage_labels, data.tile_size()));
-      emio::write_image_atomic((staged.path() / "montage.png").string(), triplets::stack_rows(montage_rows));
-    }
-    throw_if_interrupted(o.out_dir);
-    staged.commit();
-  }
-  return result;
-}
-
-std::string format_eval_table(const json& r) {
-  std::string t = fmt::format("| method (n = {}) | PSNR dB | SSIM | IE | sharpness ratio |\n|---|---|---|---|---|\n", r.at("n").get<std::int64_t>());
-  for (const char* m : {"ssan", "linear", "flow", "blur"}) {
-    if (!r.at("methods").contains(m)) continue;
-    const json& v = r.at("methods").at(m);
-    std::string name = m;
-    if (name == "blur") name = fmt::format("blur ({}sigma {})", r.contains("blur_sigma_search") ? "best " : "", r.value("blur_sigma", 0.0));
-    t += fmt::format("| {} | {:.2f} | {:.4f} | {:.2f} | {:.2f} |\n", name, v.at("psnr").get<double>(), v.at("ssim").get<double>(),
-                     v.at("ie").get<double>(), v.at("sharpness_ratio").get<double>());
-  }
-  return t;
-}
 
 }  // namespace emt::ssan

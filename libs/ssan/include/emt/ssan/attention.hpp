@@ -24,11 +24,11 @@
 
 #include <torch/torch.h>
 
+#include "emt/ssan/config.hpp"
+
 namespace emt::ssan {
 
-enum class AttentionKind { kNone, kKel, kSa, kIsa, kAal };
-[[nodiscard]] const char* to_string(AttentionKind kind) noexcept;
-[[nodiscard]] AttentionKind parse_attention_kind(const std::string& name);
+// AttentionKind (none, kel, sa, isa, aal) is declared in config.hpp.
 
 /// Group counts of the decomposition; 0 = choose the minimum-cost split.
 struct GroupSplit {

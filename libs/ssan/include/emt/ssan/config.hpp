@@ -6,6 +6,33 @@
 
 namespace emt::ssan {
 
+/// The feature extractor.
+enum class Extractor {
+  kRdn,          ///< residual dense network, one per branch
+  kSiameseRdn,   ///< one RDN shared by both branches (the paper)
+  kUNet,         ///< U-Net, one per branch
+  kSiameseUNet,  ///< one U-Net shared by both branches
+};
+[[nodiscard]] Extractor parse_extractor(const std::string& name);
+[[nodiscard]] std::string to_string(Extractor e);
+[[nodiscard]] bool is_unet(Extractor e);
+[[nodiscard]] bool is_siamese(Extractor e);
+
+/// The attention-aware layer's variant (attention.hpp): none, kernel
+/// estimation (KEL), full self-attention (SA), interlaced sparse (ISA), the
+/// paper's attention-aware layer (AAL).
+enum class AttentionKind { kNone, kKel, kSa, kIsa, kAal };
+[[nodiscard]] const char* to_string(AttentionKind kind) noexcept;
+[[nodiscard]] AttentionKind parse_attention_kind(const std::string& name);
+
+/// What the loss does without ImageNet VGG16 weights.
+enum class VggFallback {
+  kDisable,  ///< no feature or style loss
+  kRandom,   ///< fixed random VGG16 weights
+};
+[[nodiscard]] VggFallback parse_vgg_fallback(const std::string& name);
+[[nodiscard]] std::string to_string(VggFallback f);
+
 /// How the network's output is formed from the two branches' features.
 enum class Fusion {
   kMask,          ///< sigmoid weight map mixing two warped candidates (the paper)
@@ -25,15 +52,13 @@ enum class AttentionPlacement {
 [[nodiscard]] std::string to_string(AttentionPlacement p);
 
 struct ModelConfig {
-  /// Feature extractor: rdn, siamese_rdn (paper), unet, siamese_unet.
-  std::string extractor = "siamese_rdn";
+  Extractor extractor = Extractor::kSiameseRdn;
   // RDN: shallow convs to `features` channels (G0), `blocks` residual dense
   // blocks (D) of `layers` conv layers (C) with growth `growth` (G).
   int features = 16, blocks = 2, layers = 3, growth = 8;
   // U-Net: `unet_levels` down/up levels starting at `features` channels.
   int unet_levels = 2;
-  /// Attention-aware layer: none, kel, sa, isa, aal.
-  std::string attention = "aal";
+  AttentionKind attention = AttentionKind::kAal;
   int reduction = 2;                        ///< k: key/query width C/k
   int ph = 0, pw = 0, ph2 = 0, pw2 = 0;     ///< group counts; 0 = minimum-cost split
   int kel_kernel = 5;
@@ -66,7 +91,7 @@ struct LossConfig {
   /// disable = no feature or style loss (default: measured better, see
   /// docs/training.md), random = fixed random weights.
   std::string vgg_weights;
-  std::string vgg_fallback = "disable";
+  VggFallback vgg_fallback = VggFallback::kDisable;
 };
 
 struct SsanConfig {

@@ -20,6 +20,7 @@
 
 #include "emt/ssan/config.hpp"
 #include "emt/ssan/model.hpp"
+#include "emt/triplets/preprocessing.hpp"
 
 namespace emt::ssan {
 
@@ -54,12 +55,19 @@ void load_state_dict(Ssan& model, const StateDict& dict, const std::string& orig
 /// MODEL.json beside a state dict (kNotFound when absent).
 [[nodiscard]] SsanConfig config_of_weights(const std::string& path);
 
+/// The preprocessing records that belong to a weights file: a checkpoint's
+/// own, or MODEL.json's "preprocessing" beside a state dict (empty when absent).
+[[nodiscard]] std::vector<triplets::PreprocessingRecord> preprocessing_of_weights(const std::string& path);
+
 /// Weights for fine-tuning or inference from either kind of file: a
 /// checkpoint (its own config) or a state dict (config from `config`, else
 /// MODEL.json beside it). The model is in eval mode.
 struct LoadedModel {
   SsanConfig config;
   Ssan model{nullptr};
+  /// The preprocessing of the data it was trained on (checkpoint.hpp; a state
+  /// dict's MODEL.json "preprocessing"); empty when unknown.
+  std::vector<triplets::PreprocessingRecord> preprocessing;
 };
 [[nodiscard]] LoadedModel load_any_model(const std::string& path, const std::optional<SsanConfig>& config = std::nullopt);
 
@@ -70,6 +78,9 @@ void init_weights_from(Ssan& model, const std::string& path);
 
 struct ExportOptions {
   std::string checkpoint, out;  ///< out: MODEL.pth; MODEL.json is written beside it
+  /// A shard directory whose preprocessing records go into MODEL.json, for a
+  /// checkpoint written before checkpoints carried them (refused otherwise).
+  std::string data_dir;
   bool force = false;           ///< replace existing MODEL.pth / MODEL.json
 };
 /// ssan-export: returns {"pth", "json", "tensors", "parameters"}.

@@ -6,17 +6,22 @@
 // single bad slice): slice b is aligned to slice a by template matching, the
 // shift is split in half with sub-pixel accuracy (bilinear), so both
 // neighbours land in z's frame (assumed half way); both are histogram-matched
-// to the volume's reference (as in training), SSAN predicts the middle in
+// to the reference the model's training data was matched to (the checkpoint's
+// preprocessing record: preprocess.hpp), SSAN predicts the middle in
 // overlapping tiles blended with linear ramps (no seams), and the result is
-// mapped back to the volume's intensities. Runs of consecutive bad slices are
+// mapped back to the volume's intensities. Alignment, defect filters and the
+// 16-bit mapping also come from the record unless given. Runs of consecutive bad slices are
 // filled by recursive midpoints where the run allows it (1, 3, 7, ... slices);
 // otherwise each is predicted from the nearest good neighbours, with a warning.
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "emt/emio/slice_source.hpp"
+#include "emt/ssan/preprocess.hpp"
 #include "emt/triplets/filters.hpp"
 
 namespace emt::ssan {
@@ -40,9 +45,16 @@ struct InterpolateOptions {
   bool in_place = false;
   bool force = false;              ///< an existing non-empty output directory is written into (its slice images replaced)
   int tile = 256, overlap = 32;    ///< tile >= 16, 0 <= overlap < tile / 2
-  int search_radius = 32;
+  /// Alignment search radius between the two neighbours, px; 0: twice the
+  /// training data's (a missing slice's neighbours are twice as far apart as
+  /// a triplet's outer slice from its middle), 32 without a record.
+  int search_radius = 0;
   double detect_fraction = 0.25;   ///< flagged when this share of a slice's tiles is anomalous
-  triplets::FilterOptions filters; ///< thresholds of the defect detection (a data spec's [filters])
+  /// Defect-detection thresholds (a data spec's [filters], --spec); unset: the
+  /// checkpoint's record's, else the defaults.
+  std::optional<triplets::FilterOptions> filters;
+  std::optional<emio::Uint16Mapping> uint16;  ///< 16-bit to 8-bit mapping (--spec); unset: the record's, else the defaults
+  ReferenceMode reference = ReferenceMode::kCheckpoint;  ///< what the neighbours are histogram-matched to
   bool quiet = false;
   std::string device = "auto";     ///< cpu, cuda, cuda:N, auto (distributed.hpp resolve_device)
 };

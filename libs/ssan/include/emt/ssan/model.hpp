@@ -20,12 +20,22 @@
 
 namespace emt::ssan {
 
+/// Sizes of a residual dense network (ModelConfig's features, blocks, layers, growth).
+struct RdnOptions {
+  explicit RdnOptions(int64_t in_channels) : in_channels_(in_channels) {}
+  TORCH_ARG(int64_t, in_channels);
+  TORCH_ARG(int64_t, features) = 16;  ///< G0
+  TORCH_ARG(int64_t, blocks) = 2;     ///< D
+  TORCH_ARG(int64_t, layers) = 3;     ///< C
+  TORCH_ARG(int64_t, growth) = 8;     ///< G
+};
+
 /// Residual dense network (Zhang et al. 2018): shallow feature extraction,
 /// D residual dense blocks of C layers with growth G, dense feature fusion,
 /// global residual.
 class RdnImpl : public torch::nn::Module {
  public:
-  RdnImpl(int64_t in_channels, int64_t features, int64_t blocks, int64_t layers, int64_t growth);
+  explicit RdnImpl(const RdnOptions& options);
   torch::Tensor forward(const torch::Tensor& x);
 
  private:
@@ -35,14 +45,24 @@ class RdnImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Rdn);
 
+/// A U-Net's sizes and its optional bottleneck attention.
+struct UNetOptions {
+  explicit UNetOptions(int64_t in_channels) : in_channels_(in_channels) {}
+  TORCH_ARG(int64_t, in_channels);
+  TORCH_ARG(int64_t, features) = 16;  ///< channels at level 0 (features << l at level l)
+  TORCH_ARG(int64_t, levels) = 2;     ///< poolings
+  /// An attention layer on the coarsest features (its channels must be features << levels).
+  TORCH_ARG(std::optional<AttentionOptions>, bottleneck_attention) = std::nullopt;
+};
+
 /// A small U-Net (the paper's comparison extractor): `levels` poolings,
 /// `features << l` channels at level l. With `bottleneck_attention`, an
-/// attention layer (its `channels` must be features << levels) runs on the
-/// coarsest features, where a position sees 2^levels pixels a side: long
-/// range for a sixteenth (levels 2) of the full-resolution cost or less.
+/// attention layer runs on the coarsest features, where a position sees
+/// 2^levels pixels a side: long range for a sixteenth (levels 2) of the
+/// full-resolution cost or less.
 class UNetImpl : public torch::nn::Module {
  public:
-  UNetImpl(int64_t in_channels, int64_t features, int64_t levels, std::optional<AttentionOptions> bottleneck_attention = std::nullopt);
+  explicit UNetImpl(const UNetOptions& options);
   torch::Tensor forward(const torch::Tensor& x);
   /// The bottleneck attention layer; null without one.
   [[nodiscard]] AttentionLayer attention() const { return attention_; }

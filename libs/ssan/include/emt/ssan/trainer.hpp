@@ -1,6 +1,6 @@
 #pragma once
-// ssan-train and ssan-eval's work: training from shards with checkpoints
-// that resume exactly, and evaluation against classical baselines.
+// ssan-train's work: training from shards with checkpoints that resume
+// exactly (checkpoint.hpp); ssan-eval's is in evaluate.hpp.
 #include <functional>
 #include <string>
 #include <vector>
@@ -71,29 +71,16 @@ struct TrainSummary {
   [[nodiscard]] nlohmann::json to_json() const;
 };
 
-/// A model in eval mode from a checkpoint, built from the config stored in it.
-/// Throws kNotFound / kDataLoss naming the file.
-[[nodiscard]] Ssan load_model(const std::string& checkpoint);
+/// --resume: the options a run was started with (RUN/run.json, read by
+/// read_run_json), except those the command line gives again
+/// (`given(option name)`, e.g. "crop"), which keep their value in `options`.
+/// A run started with a fitted schedule keeps it unless --epochs or
+/// --decay-epochs are given; runs from before warm-up existed had none.
+/// Throws kDataLoss naming `origin` when a recorded value has the wrong type.
+[[nodiscard]] TrainOptions resumed_options(TrainOptions options, const nlohmann::json& started,
+                                           const std::function<bool(const std::string&)>& given, const std::string& origin);
 
 /// Trains; throws emt::Error (kAborted after SIGINT/SIGTERM with last.pt saved).
 TrainSummary train(const SsanConfig& config, const TrainOptions& options, const std::function<void(const std::string&)>& warn);
-
-struct EvalOptions {
-  std::string checkpoint;  ///< empty: baselines only
-  std::string data_dir, split;  ///< split empty: every triplet
-  std::string out_dir;     ///< markdown table and per-sample CSV (optional)
-  double blur_sigma = -1;  ///< sigma of the blur row; < 0: the best of a grid on these samples
-  std::int64_t max_samples = 0;  ///< 0 = all
-  int montage_rows = 6;          ///< samples in out_dir/montage.png (0 = none)
-  bool force = false;            ///< out_dir may be an existing non-empty directory (only the eval files are replaced)
-  std::string device = "auto";   ///< cpu, cuda, cuda:N, auto (distributed.hpp resolve_device)
-};
-
-/// PSNR / SSIM / IE / sharpness ratio per method: ssan (with a checkpoint),
-/// linear, flow, blur. With out_dir: eval.md, eval.json, eval_samples.csv and
-/// montage.png (slice 0 | each method | truth | slice 2). Returns {"n", "methods": {name: {psnr, ssim, ie, sharpness_ratio}}}.
-nlohmann::json evaluate(const EvalOptions& options);
-/// The markdown table of an evaluate() result.
-std::string format_eval_table(const nlohmann::json& result);
 
 }  // namespace emt::ssan
