@@ -405,7 +405,7 @@ def group_ssan():
                             ("overlap-too-large", ["--tile", "64", "--overlap", "40"], "--overlap"),
                             ("detect-fraction-negative", ["--detect-fraction", "-1", "--detect-defects"], "--detect-fraction"),
                             ("detect-fraction-nan", ["--detect-fraction", "nan", "--detect-defects"], "--detect-fraction"),
-                            ("search-radius-0", ["--search-radius", "0"], "--search-radius"),
+                            ("search-radius-negative", ["--search-radius", "-1"], "--search-radius"),
                             ("slice-outside", ["--slices", "99"], "outside the volume"),
                             ("in-place-and-out", ["--in-place"], "not both")]:
         sl = [] if "--slices" in argv or "--detect-defects" in argv else ["--slices", "5"]

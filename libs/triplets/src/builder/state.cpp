@@ -111,6 +111,10 @@ void BuildState::open() {
   write_file_atomic(dir_ / kRejectedPartial, kRejectedHeader);
   start_.rejected_bytes = std::string(kRejectedHeader).size();
   created_partial_ = true;
+  // The state exists before the first shard does: a build killed (SIGKILL)
+  // between a shard's rename and its first save() must still be resumable,
+  // not a directory of "shard files of unknown origin".
+  save(start_);
 }
 
 void BuildState::save(const ResumePoint& p) const {
