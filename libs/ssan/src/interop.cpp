@@ -138,6 +138,18 @@ bool is_state_dict_file(const fs::path& path) {
   }
 }
 
+namespace {
+
+json read_model_json(const fs::path& cj) {
+  try {
+    return json::parse(read_file(cj));
+  } catch (const json::exception& e) {
+    throw Error(ErrorKind::kInvalidData, std::string("not valid JSON: ") + e.what(), cj.string());
+  }
+}
+
+}  // namespace
+
 SsanConfig config_of_weights(const std::string& path) {
   if (!is_state_dict_file(path)) {
     (void)load_model(path);  // verifies the archive and that its config builds
@@ -145,25 +157,14 @@ SsanConfig config_of_weights(const std::string& path) {
   }
   const fs::path cj = config_path_for(path);
   if (!fs::exists(cj)) throw Error(ErrorKind::kNotFound, "a state dict needs its config: " + cj.string() + " or --config", path);
-  json j;
-  try {
-    j = json::parse(read_file(cj));
-  } catch (const json::exception& e) {
-    throw Error(ErrorKind::kInvalidData, std::string("not valid JSON: ") + e.what(), cj.string());
-  }
-  return config_from_json(j, cj.string());
+  return config_from_json(read_model_json(cj), cj.string());
 }
 
 std::vector<triplets::PreprocessingRecord> preprocessing_of_weights(const std::string& path) {
   if (!is_state_dict_file(path)) return read_checkpoint_meta(path).preprocessing;
   const fs::path cj = config_path_for(path);
   if (!fs::exists(cj)) return {};
-  json j;
-  try {
-    j = json::parse(read_file(cj));
-  } catch (const json::exception& e) {
-    throw Error(ErrorKind::kInvalidData, std::string("not valid JSON: ") + e.what(), cj.string());
-  }
+  const json j = read_model_json(cj);
   std::vector<triplets::PreprocessingRecord> records;
   if (!j.contains("preprocessing")) return records;  // written before the contract, or by Python without it
   if (!j["preprocessing"].is_array()) throw Error(ErrorKind::kInvalidData, "preprocessing must be a list", cj.string());
