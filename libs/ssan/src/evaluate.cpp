@@ -126,9 +126,9 @@ json evaluate(const EvalOptions& o) {
     const double gt_sharp = sharpness(gt);
     std::vector<cv::Mat> cells{s0};
     std::string caption = fmt::format("{} z={} y={} x={}  PSNR", r.source, r.z, r.y, r.x);
+    const auto remap = remaps.find(r.source);
     for (EvalMethod m : methods) {
       cv::Mat pred;
-      const auto remap = remaps.find(r.source);
       switch (m) {
         case EvalMethod::kSsan:
           if (remap == remaps.end()) {

@@ -174,6 +174,17 @@ std::vector<triplets::PreprocessingRecord> preprocessing_of_weights(const std::s
 
 LoadedModel load_any_model(const std::string& path, const std::optional<SsanConfig>& config) {
   LoadedModel out;
+  if (!config && !is_state_dict_file(path)) {
+    // A checkpoint with its own config: one read of its config and records,
+    // one load of its weights (not the four opens of the general path below).
+    CheckpointMeta meta = read_checkpoint_meta(path);
+    out.config = parse_config(meta.config_text, path + ":config");
+    out.model = Ssan(out.config.model);
+    (void)load_checkpoint(path, out.model, nullptr);
+    out.model->eval();
+    out.preprocessing = std::move(meta.preprocessing);
+    return out;
+  }
   out.config = config ? *config : config_of_weights(path);
   out.model = Ssan(out.config.model);
   init_weights_from(out.model, path);
