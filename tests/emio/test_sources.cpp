@@ -157,6 +157,29 @@ TEST_P(SourceBackend, ReadsEverySliceExactly) {
   EXPECT_THROW((void)src->read_slice(kShape.depth), Error);
 }
 
+// Regions of every backend equal the same crop of the whole slice, raw and
+// 8-bit, including regions that start or end inside a chunk and the whole slice.
+TEST_P(SourceBackend, ReadsRegionsAsCropsOfTheSlice) {
+  test::ScratchDir dir;
+  const auto src = open_source(GetParam().make(dir.path()));
+  const int h = static_cast<int>(kShape.height), w = static_cast<int>(kShape.width);
+  const std::vector<cv::Rect> regions = {{0, 0, w, h}, {3, 5, 7, 4}, {w - 9, h - 6, 9, 6}, {1, 0, w - 2, 1}, {0, 2, 1, h - 2}};
+  for (std::int64_t z : {std::int64_t{0}, kShape.depth - 1}) {
+    const cv::Mat raw = src->read_raw(z), s8 = src->read_slice(z);
+    for (const cv::Rect& r : regions) {
+      const cv::Mat raw_region = src->read_raw_region(z, r), region = src->read_region(z, r);
+      ASSERT_EQ(raw_region.size(), r.size());
+      EXPECT_EQ(cv::norm(raw_region, raw(r), cv::NORM_INF), 0) << "z " << z << " region " << r;
+      ASSERT_EQ(region.type(), CV_8UC1);
+      EXPECT_EQ(cv::norm(region, s8(r), cv::NORM_INF), 0) << "z " << z << " region " << r;
+    }
+  }
+  for (const cv::Rect& bad : {cv::Rect(0, 0, 0, 1), cv::Rect(-1, 0, 2, 2), cv::Rect(w - 1, 0, 2, 1), cv::Rect(0, h, 1, 1)}) {
+    EXPECT_THROW((void)src->read_region(0, bad), Error) << bad;
+  }
+  EXPECT_THROW((void)src->read_region(kShape.depth, cv::Rect(0, 0, 1, 1)), Error);
+}
+
 class Uint16Backend : public ::testing::TestWithParam<Backend> {};
 class ChunkedBackend : public ::testing::TestWithParam<Backend> {};
 

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "emt/common/sampling.hpp"
@@ -37,8 +38,35 @@ void SliceSource::check_index(std::int64_t z) const {
   }
 }
 
-cv::Mat SliceSource::read_slice(std::int64_t z) const {
-  cv::Mat raw = read_raw(z);
+void SliceSource::check_region(std::int64_t z, const cv::Rect& region) const {
+  check_index(z);
+  const VolumeShape s = shape();
+  if (region.width <= 0 || region.height <= 0 || region.x < 0 || region.y < 0 ||
+      region.x + static_cast<std::int64_t>(region.width) > s.width ||
+      region.y + static_cast<std::int64_t>(region.height) > s.height) {
+    throw Error(ErrorKind::kInvalidArgument,
+                fmt::format("region {}x{} at (y {}, x {}) is empty or outside the {}x{} slice", region.height,
+                            region.width, region.y, region.x, s.height, s.width),
+                location(z));
+  }
+}
+
+cv::Mat SliceSource::read_raw_region(std::int64_t z, const cv::Rect& region) const {
+  check_region(z, region);
+  return read_raw(z)(region).clone();
+}
+
+cv::Mat SliceSource::read_slice(std::int64_t z) const { return to_8bit(read_raw(z), z); }
+
+cv::Mat SliceSource::read_region(std::int64_t z, const cv::Rect& region) const {
+  check_region(z, region);
+  // -1: the region is not a whole slice, so the window's sampling must not reuse it.
+  return to_8bit(read_raw_region(z, region), -1);
+}
+
+// `z`: the slice `raw` is, when it is a whole slice (the window's sampling
+// reuses it instead of reading it again); -1 otherwise.
+cv::Mat SliceSource::to_8bit(cv::Mat raw, std::int64_t z) const {
   if (raw.depth() == CV_8U) return raw;
   std::call_once(window_once_, [&] {
     // Volume-wide robust window from evenly spaced sample slices.

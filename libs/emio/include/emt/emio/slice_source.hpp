@@ -90,12 +90,25 @@ class SliceSource {
   /// Slice z as stored (CV_8UC1 or CV_16UC1). Thread-safe.
   [[nodiscard]] virtual cv::Mat read_raw(std::int64_t z) const = 0;
 
+  /// The part `region` of slice z as CV_8UC1 (same 16-bit mapping as
+  /// read_slice). Lets callers work on sections too large to hold whole.
+  /// Throws kInvalidArgument when the region is empty or leaves the slice.
+  [[nodiscard]] cv::Mat read_region(std::int64_t z, const cv::Rect& region) const;
+  /// The part `region` of slice z as stored. The default reads the slice and
+  /// crops it; backends that can read less (HDF5 hyperslabs, chunked
+  /// volumes) override it so memory and I/O follow the region.
+  [[nodiscard]] virtual cv::Mat read_raw_region(std::int64_t z, const cv::Rect& region) const;
+
  protected:
   explicit SliceSource(SourceOptions options) : options_(options) {}
   void check_index(std::int64_t z) const;
+  /// check_index plus: region non-empty and inside the slice.
+  void check_region(std::int64_t z, const cv::Rect& region) const;
   SourceOptions options_;
 
  private:
+  /// 16-bit data mapped through the volume's window (computed on first use).
+  [[nodiscard]] cv::Mat to_8bit(cv::Mat raw, std::int64_t z) const;
   /// Lazily computed 16-bit -> 8-bit window (low, high).
   mutable std::once_flag window_once_;
   mutable std::pair<double, double> window_{0.0, 65535.0};
