@@ -201,6 +201,29 @@ TEST(ChunkCache, ThreadsReadingTheSameSlicesShareDecodes) {
   EXPECT_EQ(src->chunk_cache_stats()->loads, 32u);  // a chunk being decoded is waited for, not decoded twice
 }
 
+TEST(ChunkCache, RegionReadsLoadOnlyTheChunksTheyCross) {
+  test::ScratchDir dir;
+  // 8 x 64 x 96 in chunks of 4 x 16 x 16: a layer is 4 x 6 chunks.
+  const auto path = write_zarr(dir / "v.zarr", {8, 64, 96}, {4, 16, 16});
+  const auto src = open_source(path), whole = open_source(path);
+  // x 20..49 crosses chunk columns 1..3, y 10..29 chunk rows 0..1: 6 chunks.
+  const cv::Rect r(20, 10, 30, 20);
+  EXPECT_EQ(cv::norm(src->read_raw_region(5, r), whole->read_raw(5)(r), cv::NORM_INF), 0);
+  EXPECT_EQ(src->chunk_cache_stats()->loads, 6u);
+  // Inside one of those chunks (row 1, column 2), another slice of the layer: no new decode.
+  const cv::Rect inside(33, 17, 10, 10);
+  EXPECT_EQ(cv::norm(src->read_raw_region(6, inside), whole->read_raw(6)(inside), cv::NORM_INF), 0);
+  EXPECT_EQ(src->chunk_cache_stats()->loads, 6u);
+  EXPECT_EQ(src->chunk_cache_stats()->hits, 1u);
+  // The same place in the other layer: one chunk.
+  EXPECT_EQ(cv::norm(src->read_raw_region(1, inside), whole->read_raw(1)(inside), cv::NORM_INF), 0);
+  EXPECT_EQ(src->chunk_cache_stats()->loads, 7u);
+  // The last chunk, clipped by nothing (96 = 6 x 16), its last voxel alone.
+  const cv::Rect corner(95, 63, 1, 1);
+  EXPECT_EQ(src->read_raw_region(7, corner).at<std::uint8_t>(0, 0), whole->read_raw(7).at<std::uint8_t>(63, 95));
+  EXPECT_EQ(src->chunk_cache_stats()->loads, 8u);
+}
+
 // ---- bad input: kind, file, what is wrong, one line ----
 
 TEST(ChunkedErrors, UnsupportedDtypeAndCodec) {

@@ -91,17 +91,30 @@ Index3 ChunkedSource::clipped_extent(const Index3& c) const {
 
 cv::Mat ChunkedSource::read_raw(std::int64_t z) const {
   check_index(z);
+  return assemble(z, cv::Rect(0, 0, static_cast<int>(shape_.width), static_cast<int>(shape_.height)));
+}
+
+cv::Mat ChunkedSource::read_raw_region(std::int64_t z, const cv::Rect& region) const {
+  check_region(z, region);
+  return assemble(z, region);
+}
+
+cv::Mat ChunkedSource::assemble(std::int64_t z, const cv::Rect& region) const {
   const int type = bits_ == 8 ? CV_8UC1 : CV_16UC1;
   const std::size_t item = bits_ / 8;
-  cv::Mat out(static_cast<int>(shape_.height), static_cast<int>(shape_.width), type);
+  cv::Mat out(region.height, region.width, type);
   const std::int64_t cz = z / chunk_[0], dz = z % chunk_[0];
-  for (std::int64_t cy = 0; cy * chunk_[1] < shape_.height; ++cy) {
-    for (std::int64_t cx = 0; cx * chunk_[2] < shape_.width; ++cx) {
+  const std::int64_t y0 = region.y, y1 = y0 + region.height, x0 = region.x, x1 = x0 + region.width;
+  for (std::int64_t cy = y0 / chunk_[1]; cy * chunk_[1] < y1; ++cy) {
+    for (std::int64_t cx = x0 / chunk_[2]; cx * chunk_[2] < x1; ++cx) {
       const Index3 c{cz, cy, cx};
       const ChunkPtr chunk = cache_.get(c, [&] { return load_chunk(c); });
       const Index3 need = clipped_extent(c);
-      const cv::Rect roi(static_cast<int>(cx * chunk_[2]), static_cast<int>(cy * chunk_[1]), static_cast<int>(need[2]),
-                         static_cast<int>(need[1]));
+      // The overlap of this chunk and the region, in slice coordinates.
+      const std::int64_t oy0 = std::max(y0, cy * chunk_[1]), oy1 = std::min(y1, cy * chunk_[1] + need[1]);
+      const std::int64_t ox0 = std::max(x0, cx * chunk_[2]), ox1 = std::min(x1, cx * chunk_[2] + need[2]);
+      const cv::Rect roi(static_cast<int>(ox0 - x0), static_cast<int>(oy0 - y0), static_cast<int>(ox1 - ox0),
+                         static_cast<int>(oy1 - oy0));
       if (!chunk) {
         out(roi).setTo(cv::Scalar(fill_value()));
         continue;
@@ -114,8 +127,10 @@ cv::Mat ChunkedSource::read_raw(std::int64_t z) const {
                     location(z));
       }
       const std::uint8_t* plane = chunk->data.data() + static_cast<std::size_t>(dz * chunk->dims[1] * chunk->dims[2]) * item;
+      const std::int64_t first_row = oy0 - cy * chunk_[1], first_col = ox0 - cx * chunk_[2];
       for (int r = 0; r < roi.height; ++r) {
-        std::memcpy(out.ptr(roi.y + r) + roi.x * item, plane + static_cast<std::size_t>(r * chunk->dims[2]) * item,
+        std::memcpy(out.ptr(roi.y + r) + roi.x * item,
+                    plane + static_cast<std::size_t>((first_row + r) * chunk->dims[2] + first_col) * item,
                     static_cast<std::size_t>(roi.width) * item);
       }
     }

@@ -70,6 +70,8 @@ class ChunkedSource : public SliceSource {
   std::optional<std::array<double, 3>> resolution_nm() const override { return resolution_; }
   std::optional<ChunkCacheStats> chunk_cache_stats() const override { return cache_.stats(); }
   cv::Mat read_raw(std::int64_t z) const override;
+  /// Decodes only the chunks crossing `region` and copies only their overlap.
+  cv::Mat read_raw_region(std::int64_t z, const cv::Rect& region) const override;
 
  protected:
   ChunkedSource(std::string path, std::string dataset, const SourceOptions& options)
@@ -89,6 +91,8 @@ class ChunkedSource : public SliceSource {
   std::optional<std::array<double, 3>> resolution_;
 
  private:
+  /// `region` of slice z (already checked) from the chunks crossing it.
+  [[nodiscard]] cv::Mat assemble(std::int64_t z, const cv::Rect& region) const;
   mutable ChunkCache cache_;
 };
 

@@ -199,16 +199,20 @@ bool read_int_attribute(hid_t obj, const std::string& name, long long& out) {
 
 namespace {
 
-/// The file and memory dataspaces of item `index` along the first axis.
-struct LeadingSlab {
+/// The file and memory dataspaces of the box [start, start + count).
+struct Box {
   Handle file_space, mem_space;
-  LeadingSlab(hid_t dataset, hsize_t index, const std::vector<hsize_t>& rest) {
-    std::vector<hsize_t> start(rest.size() + 1, 0), count{1};
-    start[0] = index;
-    count.insert(count.end(), rest.begin(), rest.end());
+  Box(hid_t dataset, const std::vector<hsize_t>& start, const std::vector<hsize_t>& count) {
     file_space = Handle(H5Dget_space(dataset));
     H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr);
     mem_space = Handle(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr));
+  }
+  /// Item `index` along the first axis: [index, 0, ...] of extent [1, rest...].
+  static Box leading(hid_t dataset, hsize_t index, const std::vector<hsize_t>& rest) {
+    std::vector<hsize_t> start(rest.size() + 1, 0), count{1};
+    start[0] = index;
+    count.insert(count.end(), rest.begin(), rest.end());
+    return Box(dataset, start, count);
   }
 };
 
@@ -216,14 +220,20 @@ struct LeadingSlab {
 
 bool read_leading(hid_t dataset, hsize_t index, const std::vector<hsize_t>& rest, hid_t mem_type, void* out) {
   auto guard = lock();
-  const LeadingSlab slab(dataset, index, rest);
+  const Box slab = Box::leading(dataset, index, rest);
   return H5Dread(dataset, mem_type, slab.mem_space.get(), slab.file_space.get(), H5P_DEFAULT, out) >= 0;
 }
 
 bool write_leading(hid_t dataset, hsize_t index, const std::vector<hsize_t>& rest, hid_t mem_type, const void* in) {
   auto guard = lock();
-  const LeadingSlab slab(dataset, index, rest);
+  const Box slab = Box::leading(dataset, index, rest);
   return H5Dwrite(dataset, mem_type, slab.mem_space.get(), slab.file_space.get(), H5P_DEFAULT, in) >= 0;
+}
+
+bool read_box(hid_t dataset, const std::vector<hsize_t>& start, const std::vector<hsize_t>& count, hid_t mem_type, void* out) {
+  auto guard = lock();
+  const Box box(dataset, start, count);
+  return H5Dread(dataset, mem_type, box.mem_space.get(), box.file_space.get(), H5P_DEFAULT, out) >= 0;
 }
 
 }  // namespace emt::h5

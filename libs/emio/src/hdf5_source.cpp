@@ -1,4 +1,4 @@
-// CREMI-style HDF5 volume: one hyperslab read per slice.
+// CREMI-style HDF5 volume: one hyperslab read per slice (or region).
 #include <fmt/format.h>
 
 #include "emt/common/error.hpp"
@@ -66,6 +66,19 @@ class Hdf5VolumeSource final : public SliceSource {
     if (!h5::read_leading(dataset_handle_.get(), static_cast<hsize_t>(z), {static_cast<hsize_t>(shape_.height), static_cast<hsize_t>(shape_.width)},
                           mem_type, out.data)) {
       throw Error(ErrorKind::kDataLoss, "cannot read slice (truncated or corrupt file?)", location(z));
+    }
+    return out;
+  }
+
+  // A hyperslab of just the region: HDF5 reads the chunks (or the contiguous
+  // rows) it crosses, not the whole slice.
+  cv::Mat read_raw_region(std::int64_t z, const cv::Rect& region) const override {
+    check_region(z, region);
+    cv::Mat out(region.height, region.width, bits_ == 8 ? CV_8UC1 : CV_16UC1);
+    const hid_t mem_type = bits_ == 8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_UINT16;
+    if (!h5::read_box(dataset_handle_.get(), {static_cast<hsize_t>(z), static_cast<hsize_t>(region.y), static_cast<hsize_t>(region.x)},
+                      {1, static_cast<hsize_t>(region.height), static_cast<hsize_t>(region.width)}, mem_type, out.data)) {
+      throw Error(ErrorKind::kDataLoss, "cannot read slice region (truncated or corrupt file?)", location(z));
     }
     return out;
   }

@@ -73,5 +73,10 @@ void write_int_attribute(hid_t obj, const std::string& name, long long value);
 /// `mem_type`. False when HDF5 fails (the caller names the file).
 [[nodiscard]] bool read_leading(hid_t dataset, hsize_t index, const std::vector<hsize_t>& rest, hid_t mem_type, void* out);
 [[nodiscard]] bool write_leading(hid_t dataset, hsize_t index, const std::vector<hsize_t>& rest, hid_t mem_type, const void* in);
+/// The box [start, start + count) of `dataset` read into a contiguous buffer
+/// of extent `count` in `mem_type` (a region of a slice: count {1, h, w}).
+/// False when HDF5 fails (the caller names the file).
+[[nodiscard]] bool read_box(hid_t dataset, const std::vector<hsize_t>& start, const std::vector<hsize_t>& count, hid_t mem_type,
+                            void* out);
 
 }  // namespace emt::h5
