@@ -73,11 +73,26 @@ TEST_P(Fixture, ReadsExactlyWhatTheReferenceWrote) {
   ASSERT_EQ(src->bits(), f.at("bits").get<int>());
   const std::size_t plane = static_cast<std::size_t>(shape[1] * shape[2]) * (src->bits() / 8);
   ASSERT_EQ(expected.size(), plane * static_cast<std::size_t>(shape[0]));
+  // A cache too small for the chunks crossing a plane: blosc and raw chunks
+  // are then decoded a plane at a time, the others whole; same bytes.
+  SourceOptions tiny;
+  tiny.chunk_cache_bytes = 1;
+  tiny.warn = [](const std::string&) {};
+  const auto planes = open_source((kFixtures / f.at("path").get<std::string>()).string(), tiny);
   for (std::int64_t z = 0; z < shape[0]; ++z) {
-    const cv::Mat raw = src->read_raw(z);
+    const cv::Mat raw = src->read_raw(z), by_planes = planes->read_raw(z);
     ASSERT_TRUE(raw.isContinuous());
     // Expected files are little-endian, as is this machine (x86-64, aarch64).
     EXPECT_EQ(std::memcmp(raw.data, expected.data() + static_cast<std::size_t>(z) * plane, plane), 0) << "slice " << z;
+    EXPECT_EQ(std::memcmp(by_planes.data, expected.data() + static_cast<std::size_t>(z) * plane, plane), 0) << "slice " << z << " by planes";
+  }
+  if (src->chunk_cache_stats()) {
+    EXPECT_EQ(src->chunk_cache_stats()->plane_loads, 0u);
+    const std::string path = f.at("path").get<std::string>();
+    const bool blosc_c_order = path.find("blosc") != std::string::npos && path.find("_F") == std::string::npos;
+    if (blosc_c_order) {
+      EXPECT_EQ(planes->chunk_cache_stats()->plane_loads, planes->chunk_cache_stats()->loads) << "decoded by planes";
+    }
   }
   if (f.contains("resolution")) {
     ASSERT_TRUE(src->resolution_nm().has_value());
@@ -222,6 +237,167 @@ TEST(ChunkCache, RegionReadsLoadOnlyTheChunksTheyCross) {
   const cv::Rect corner(95, 63, 1, 1);
   EXPECT_EQ(src->read_raw_region(7, corner).at<std::uint8_t>(0, 0), whole->read_raw(7).at<std::uint8_t>(63, 95));
   EXPECT_EQ(src->chunk_cache_stats()->loads, 8u);
+}
+
+// ---- planes of chunks: the same bytes as whole chunks ----
+
+namespace {
+struct Variant {
+  std::string name;
+  int bits;
+  ChunkedWriteOptions options;
+  bool n5 = false;
+};
+void PrintTo(const Variant& v, std::ostream* os) { *os << v.name; }
+
+ChunkedWriteOptions blosc(const std::string& cname, int shuffle, bool big_endian = false) {
+  ChunkedWriteOptions o;
+  // 4 x 100 x 700 samples: a few blosc blocks per chunk (128 KiB for lz4
+  // level 5 and uint8) with a partial last one, planes that straddle blocks,
+  // and partial edge chunks for the 7 x 150 x 1000 volume.
+  o.chunks = {4, 100, 700};
+  o.compression = Compression::kBlosc;
+  o.blosc_cname = cname;
+  o.blosc_shuffle = shuffle;
+  o.big_endian = big_endian;
+  return o;
+}
+
+std::vector<Variant> plane_variants() {
+  ChunkedWriteOptions raw = blosc("lz4", 1);
+  raw.compression = Compression::kNone;
+  return {{"zarr_lz4_byteshuffle_u8", 8, blosc("lz4", 1)},
+          {"zarr_lz4_bitshuffle_u16le", 16, blosc("lz4", 2)},
+          {"zarr_lz4_byteshuffle_u16be", 16, blosc("lz4", 1, true)},
+          {"zarr_zstd_bitshuffle_u8", 8, blosc("zstd", 2)},
+          {"zarr_zstd_byteshuffle_u16be", 16, blosc("zstd", 1, true)},
+          {"zarr_blosclz_noshuffle_u16le", 16, blosc("blosclz", 0)},
+          {"zarr_raw_u16le", 16, raw},
+          {"n5_lz4_byteshuffle_u8", 8, blosc("lz4", 1), true},
+          {"n5_zstd_bitshuffle_u16", 16, blosc("zstd", 2), true}};
+}
+
+/// Little-endian uint32 at `p` (blosc header fields).
+std::uint32_t le32(const std::string& s, std::size_t at) {
+  std::uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(s[at + static_cast<std::size_t>(i)]);
+  return v;
+}
+}  // namespace
+
+class PlaneDecode : public ::testing::TestWithParam<Variant> {};
+
+TEST_P(PlaneDecode, EqualsWholeChunkDecode) {
+  const Variant& v = GetParam();
+  test::ScratchDir dir;
+  constexpr VolumeShape shape{7, 150, 1000};
+  const std::string path = dir / (v.n5 ? "v.n5" : "v.zarr");
+  cv::RNG rng(7);
+  std::vector<cv::Mat> slices;
+  {
+    auto w = v.n5 ? create_n5_volume(path, shape, v.bits, v.options) : create_zarr_volume(path, shape, v.bits, v.options, false);
+    for (std::int64_t z = 0; z < shape.depth; ++z) {
+      // Smooth ramps plus noise: compressible enough that blocks differ in size.
+      cv::Mat m(150, 1000, v.bits == 8 ? CV_8UC1 : CV_16UC1);
+      rng.fill(m, cv::RNG::UNIFORM, 0, v.bits == 8 ? 16 : 4096);
+      for (int y = 0; y < m.rows; ++y) m.row(y) += cv::Scalar(y + static_cast<int>(z) * 3);
+      w->write_slice(z, m);
+      slices.push_back(m);
+    }
+    w->commit();
+  }
+  if (v.options.compression == Compression::kBlosc && !v.n5) {
+    // The case this is about: chunks of several blosc blocks.
+    const std::string c0 = slurp(fs::path(path) / "0.0.0");
+    EXPECT_GT(le32(c0, 4), le32(c0, 8)) << "one blosc block per chunk: planes are not decoded in part";
+  }
+  const auto whole = open_source(path);
+  SourceOptions small;
+  small.chunk_cache_bytes = 300 << 10;  // a plane of one chunk fits, a layer of chunks does not
+  std::vector<std::string> warnings;
+  small.warn = [&](const std::string& w) { warnings.push_back(w); };
+  const auto planes = open_source(path, small);
+  for (std::int64_t z = 0; z < shape.depth; ++z) {
+    const cv::Mat a = whole->read_raw(z), b = planes->read_raw(z);
+    EXPECT_EQ(cv::norm(a, slices[static_cast<std::size_t>(z)], cv::NORM_INF), 0) << "slice " << z;
+    EXPECT_EQ(cv::norm(b, slices[static_cast<std::size_t>(z)], cv::NORM_INF), 0) << "slice " << z << " by planes";
+    const cv::Rect r(650, 90, 120, 40);  // crosses chunk corners
+    EXPECT_EQ(cv::norm(planes->read_raw_region(z, r), a(r), cv::NORM_INF), 0) << "slice " << z;
+  }
+  EXPECT_EQ(whole->chunk_cache_stats()->plane_loads, 0u);
+  EXPECT_EQ(whole->chunk_cache_stats()->loads, 2u * 2u * 2u);
+  const auto s = *planes->chunk_cache_stats();
+  EXPECT_EQ(s.plane_loads, s.loads);
+  EXPECT_GE(s.loads, 7u * 2u * 2u);
+  EXPECT_LE(s.peak_bytes, small.chunk_cache_bytes + 100u * 700u * 2u);
+  EXPECT_TRUE(warnings.empty()) << warnings.front();
+}
+
+INSTANTIATE_TEST_SUITE_P(Codecs, PlaneDecode, ::testing::ValuesIn(plane_variants()), [](const auto& info) { return info.param.name; });
+
+TEST(PlaneDecode, CodecsThatCannotWarnWithTheCacheThatFits) {
+  test::ScratchDir dir;
+  ChunkedWriteOptions o;
+  o.chunks = {8, 16, 16};  // a layer of 16 chunks: 32 KiB
+  o.compression = Compression::kZstd;
+  const std::string path = dir / "z.zarr";
+  {
+    auto w = create_zarr_volume(path, {16, 64, 64}, 8, o, false);
+    for (std::int64_t z = 0; z < 16; ++z) w->write_slice(z, cv::Mat(64, 64, CV_8UC1, cv::Scalar(static_cast<int>(z))));
+    w->commit();
+  }
+  SourceOptions small;
+  small.chunk_cache_bytes = 8 << 10;
+  std::vector<std::string> warnings;
+  small.warn = [&](const std::string& w) { warnings.push_back(w); };
+  const auto src = open_source(path, small);
+  ASSERT_EQ(warnings.size(), 1u);
+  for (const char* part : {"z.zarr", "16 chunks", "zstd", "--cache-mb", "cannot be decoded a plane at a time"}) {
+    EXPECT_NE(warnings[0].find(part), std::string::npos) << warnings[0] << " lacks " << part;
+  }
+  for (std::int64_t z = 0; z < 16; ++z) EXPECT_EQ(cv::countNonZero(src->read_raw(z) != z), 0);
+  EXPECT_EQ(warnings.size(), 1u);  // once, not per slice
+  EXPECT_EQ(src->chunk_cache_stats()->plane_loads, 0u);
+  EXPECT_EQ(src->chunk_cache_stats()->loads, 16u * 16u);  // what the warning says: each slice decodes its chunks again
+  SourceOptions fits = small;
+  fits.chunk_cache_bytes = 1 << 20;
+  (void)open_source(path, fits);
+  EXPECT_EQ(warnings.size(), 1u);
+}
+
+TEST(PlaneDecode, ThreadsReadingPlanesGetTheSameBytes) {
+  test::ScratchDir dir;
+  const auto path = write_zarr(dir / "v.zarr", {16, 64, 64}, {8, 16, 16});
+  SourceOptions small;
+  small.chunk_cache_bytes = 20 << 10;  // under the 32 KiB layer: planes
+  const auto src = open_source(path, small);
+  const auto whole = open_source(path);
+  std::vector<std::thread> threads;
+  std::vector<int> mismatches(4, 0);
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (std::int64_t z = 0; z < 16; ++z) {
+        if (cv::norm(src->read_raw((z + t * 5) % 16), whole->read_raw((z + t * 5) % 16), cv::NORM_INF) != 0) ++mismatches[t];
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(mismatches, std::vector<int>(4, 0));
+  EXPECT_GE(src->chunk_cache_stats()->plane_loads, 16u * 16u);
+  EXPECT_LE(src->chunk_cache_stats()->peak_bytes, small.chunk_cache_bytes + 256u);
+}
+
+TEST(PlaneDecode, TruncatedChunkReadByPlanesIsDataLoss) {
+  test::ScratchDir dir;
+  const auto a = copy_fixture(dir, "blosc_lz4_byteshuffle_u16le.zarr");
+  fs::resize_file(a / "1.0.1", fs::file_size(a / "1.0.1") / 2);
+  SourceOptions tiny;
+  tiny.chunk_cache_bytes = 1;
+  const auto src = open_source(a.string(), tiny);
+  EXPECT_NO_THROW((void)src->read_raw(0));
+  expect_error([&] { (void)src->read_raw(3); }, ErrorKind::kDataLoss, {"blosc", "1.0.1"});
+  fs::resize_file(a / "1.0.1", 0);
+  expect_error([&] { (void)src->read_raw(4); }, ErrorKind::kDataLoss, {"blosc", "1.0.1"});
 }
 
 // ---- bad input: kind, file, what is wrong, one line ----

@@ -1,6 +1,13 @@
 #include "chunked.hpp"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -15,7 +22,7 @@ namespace fs = std::filesystem;
 
 // ---- cache ----
 
-ChunkPtr ChunkCache::get(const Index3& key, const std::function<ChunkPtr()>& load) {
+ChunkPtr ChunkCache::get(const CacheKey& key, const std::function<ChunkPtr()>& load) {
   std::unique_lock<std::mutex> lock(mutex_);
   loaded_.wait(lock, [&] { return loading_.count(key) == 0; });
   if (auto it = entries_.find(key); it != entries_.end()) {
@@ -37,6 +44,7 @@ ChunkPtr ChunkCache::get(const Index3& key, const std::function<ChunkPtr()>& loa
   lock.lock();
   loading_.erase(key);
   ++stats_.loads;
+  if (key[3] != kWholeChunk) ++stats_.plane_loads;
   lru_.push_front(key);
   // A missing chunk costs a map entry, not its voxels; count a token size so
   // that a volume of empty chunks still has a bounded cache.
@@ -66,7 +74,7 @@ ChunkCacheStats ChunkCache::stats() const {
 
 // ---- slices from chunks ----
 
-void ChunkedSource::set_grid(VolumeShape shape, Index3 chunk, int bits) {
+void ChunkedSource::set_grid(VolumeShape shape, Index3 chunk, int bits, ReadUnit finest, const std::string& codec) {
   if (shape.depth <= 0 || shape.height <= 0 || shape.width <= 0) {
     throw Error(ErrorKind::kInvalidData, fmt::format("empty volume ({}x{}x{})", shape.depth, shape.height, shape.width), path_);
   }
@@ -80,6 +88,28 @@ void ChunkedSource::set_grid(VolumeShape shape, Index3 chunk, int bits) {
   shape_ = shape;
   chunk_ = chunk;
   bits_ = bits;
+  // Sequential z reads decode each chunk once only if the chunks crossing a
+  // plane (one layer of the grid) stay cached; otherwise every slice of the
+  // layer decodes them all again. Decoding just the plane needed costs about
+  // what decoding the layer once does, so prefer it whenever the layer does
+  // not fit. Which unit is read never changes the bytes returned.
+  const auto layer_chunks = static_cast<std::size_t>(((shape.height + chunk[1] - 1) / chunk[1]) * ((shape.width + chunk[2] - 1) / chunk[2]));
+  const std::size_t layer_bytes = layer_chunks * static_cast<std::size_t>(chunk[0] * chunk[1] * chunk[2]) * static_cast<std::size_t>(bits / 8);
+  if (layer_bytes <= options_.chunk_cache_bytes) return;
+  if (finest == ReadUnit::kPlane) {
+    read_unit_ = ReadUnit::kPlane;
+    return;
+  }
+  const std::string message = fmt::format(
+      "{}: the {} chunks crossing one z plane decode to {} MiB, more than the {} MiB chunk cache, and {} chunks cannot be "
+      "decoded a plane at a time: each slice read decodes them again (about {}x the work); a cache of {} MiB (--cache-mb) holds them",
+      path_ + (dataset_.empty() ? "" : ":" + dataset_), layer_chunks, (layer_bytes + (1 << 20) - 1) >> 20,
+      options_.chunk_cache_bytes >> 20, codec, std::min(chunk[0], shape.depth), ((layer_bytes + (1 << 20) - 1) >> 20) + 64);
+  if (options_.warn) {
+    options_.warn(message);
+  } else {
+    std::fprintf(stderr, "warning: %s\n", message.c_str());
+  }
 }
 
 Index3 ChunkedSource::clipped_extent(const Index3& c) const {
@@ -99,16 +129,53 @@ cv::Mat ChunkedSource::read_raw_region(std::int64_t z, const cv::Rect& region) c
   return assemble(z, region);
 }
 
+namespace {
+void check_decoded_size(const Chunk& chunk, std::size_t item, const Index3& c, const std::string& where) {
+  if (chunk.data.size() != static_cast<std::size_t>(chunk.dims[0] * chunk.dims[1] * chunk.dims[2]) * item) {
+    throw Error(ErrorKind::kDataLoss, fmt::format("chunk {},{},{} (z,y,x) decoded to {} bytes, not {}x{}x{} voxels", c[0], c[1], c[2],
+                                                  chunk.data.size(), chunk.dims[0], chunk.dims[1], chunk.dims[2]),
+                where);
+  }
+}
+}  // namespace
+
+void ChunkedSource::check_covers(const Index3& c, const Index3& dims, const std::string& where) const {
+  const Index3 need = clipped_extent(c);
+  if (dims[0] < need[0] || dims[1] < need[1] || dims[2] < need[2]) {
+    throw Error(ErrorKind::kDataLoss,
+                fmt::format("chunk {},{},{} (z,y,x) holds {}x{}x{} voxels, the volume needs {}x{}x{}", c[0], c[1], c[2], dims[0],
+                            dims[1], dims[2], need[0], need[1], need[2]),
+                where);
+  }
+}
+
+ChunkPtr ChunkedSource::load_plane(const Index3& c, std::int64_t dz) const {
+  const ChunkPtr whole = load_chunk(c);
+  if (!whole) return nullptr;
+  const std::size_t item = bits_ / 8;
+  const std::string where = location(c[0] * chunk_[0] + dz);
+  check_covers(c, whole->dims, where);
+  check_decoded_size(*whole, item, c, where);
+  const std::size_t plane = static_cast<std::size_t>(whole->dims[1] * whole->dims[2]) * item;
+  auto out = std::make_shared<Chunk>();
+  out->dims = {1, whole->dims[1], whole->dims[2]};
+  const auto* p = whole->data.data() + static_cast<std::size_t>(dz) * plane;
+  out->data.assign(p, p + plane);
+  return out;
+}
+
 cv::Mat ChunkedSource::assemble(std::int64_t z, const cv::Rect& region) const {
   const int type = bits_ == 8 ? CV_8UC1 : CV_16UC1;
   const std::size_t item = bits_ / 8;
   cv::Mat out(region.height, region.width, type);
   const std::int64_t cz = z / chunk_[0], dz = z % chunk_[0];
+  const bool planes = read_unit_ == ReadUnit::kPlane;
   const std::int64_t y0 = region.y, y1 = y0 + region.height, x0 = region.x, x1 = x0 + region.width;
   for (std::int64_t cy = y0 / chunk_[1]; cy * chunk_[1] < y1; ++cy) {
     for (std::int64_t cx = x0 / chunk_[2]; cx * chunk_[2] < x1; ++cx) {
       const Index3 c{cz, cy, cx};
-      const ChunkPtr chunk = cache_.get(c, [&] { return load_chunk(c); });
+      const ChunkPtr chunk = planes ? cache_.get({cz, cy, cx, dz}, [&] { return load_plane(c, dz); })
+                                    : cache_.get({cz, cy, cx, kWholeChunk}, [&] { return load_chunk(c); });
       const Index3 need = clipped_extent(c);
       // The overlap of this chunk and the region, in slice coordinates.
       const std::int64_t oy0 = std::max(y0, cy * chunk_[1]), oy1 = std::min(y1, cy * chunk_[1] + need[1]);
@@ -119,14 +186,10 @@ cv::Mat ChunkedSource::assemble(std::int64_t z, const cv::Rect& region) const {
         out(roi).setTo(cv::Scalar(fill_value()));
         continue;
       }
-      if (chunk->dims[0] < need[0] || chunk->dims[1] < need[1] || chunk->dims[2] < need[2] ||
-          chunk->data.size() != static_cast<std::size_t>(chunk->dims[0] * chunk->dims[1] * chunk->dims[2]) * item) {
-        throw Error(ErrorKind::kDataLoss,
-                    fmt::format("chunk {},{},{} (z,y,x) holds {}x{}x{} voxels, the volume needs {}x{}x{}", cz, cy, cx,
-                                chunk->dims[0], chunk->dims[1], chunk->dims[2], need[0], need[1], need[2]),
-                    location(z));
-      }
-      const std::uint8_t* plane = chunk->data.data() + static_cast<std::size_t>(dz * chunk->dims[1] * chunk->dims[2]) * item;
+      // A plane stands for its chunk's z extent, which its loader checked.
+      check_covers(c, {planes ? need[0] : chunk->dims[0], chunk->dims[1], chunk->dims[2]}, location(z));
+      check_decoded_size(*chunk, item, c, location(z));
+      const std::uint8_t* plane = chunk->data.data() + static_cast<std::size_t>((planes ? 0 : dz) * chunk->dims[1] * chunk->dims[2]) * item;
       const std::int64_t first_row = oy0 - cy * chunk_[1], first_col = ox0 - cx * chunk_[2];
       for (int r = 0; r < roi.height; ++r) {
         std::memcpy(out.ptr(roi.y + r) + roi.x * item,
@@ -139,6 +202,34 @@ cv::Mat ChunkedSource::assemble(std::int64_t z, const cv::Rect& region) const {
 }
 
 // ---- helpers ----
+
+std::optional<MappedFile> MappedFile::open_if_exists(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return std::nullopt;
+    throw Error(ErrorKind::kIo, std::string("cannot open file: ") + std::strerror(errno), path);
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    ::close(fd);
+    throw Error(ErrorKind::kIo, std::string("cannot stat file: ") + std::strerror(err), path);
+  }
+  const auto size = static_cast<std::size_t>(st.st_size);
+  if (size == 0) {  // mmap refuses empty files; an empty chunk is the decoder's to reject
+    ::close(fd);
+    return MappedFile(nullptr, 0);
+  }
+  void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  const int err = errno;
+  ::close(fd);  // the mapping keeps the file
+  if (p == MAP_FAILED) throw Error(ErrorKind::kIo, std::string("cannot map file: ") + std::strerror(err), path);
+  return MappedFile(static_cast<const std::uint8_t*>(p), size);
+}
+
+MappedFile::~MappedFile() {
+  if (data_ != nullptr) ::munmap(const_cast<std::uint8_t*>(data_), size_);
+}
 
 std::optional<std::vector<std::uint8_t>> read_file_if_exists(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

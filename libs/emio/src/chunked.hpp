@@ -1,9 +1,10 @@
 #pragma once
 // The part every chunked backend (Zarr v2, OME-Zarr, N5, Neuroglancer
 // precomputed) shares: a regular 3-D chunk grid, a decoded-chunk cache with a
-// byte budget, and assembling a z slice from the chunks that cross it. A
-// backend adds only what differs: reading its metadata and decoding one chunk
-// into native-endian C order (z, y, x).
+// byte budget, and assembling a z slice (or a region of one) from the chunks
+// that cross it. A backend adds only what differs: reading its metadata and
+// decoding one chunk into native-endian C order (z, y, x), and, where its codec
+// allows, one z plane of a chunk without the rest (blosc, raw).
 #include <array>
 #include <condition_variable>
 #include <cstdint>
@@ -12,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,37 +26,70 @@ namespace emt::emio::detail {
 
 using Index3 = std::array<std::int64_t, 3>;  ///< (z, y, x)
 
-/// One decoded chunk: `dims` voxels in C order (z, y, x), native endian. Edge
-/// chunks may be stored clipped to the volume (N5, precomputed) or padded to the
-/// full chunk (Zarr); both are accepted as long as they cover the volume.
+/// One decoded chunk, or one z plane of it: `dims` voxels in C order (z, y,
+/// x), native endian; a plane has dims[0] == 1. Edge chunks may be stored
+/// clipped to the volume (N5, precomputed) or padded to the full chunk (Zarr);
+/// both are accepted as long as they cover the volume.
 struct Chunk {
   std::vector<std::uint8_t> data;
   Index3 dims{};
 };
 using ChunkPtr = std::shared_ptr<const Chunk>;
 
-/// Decoded chunks, least recently used dropped first once the budget is
-/// exceeded. A chunk being decoded by one thread is waited for, not decoded
-/// again by another. Missing chunks (nullptr) are remembered too.
+/// What the cache holds: chunk (z, y, x) of the grid, and the plane of it
+/// (kWholeChunk: all of it). One key space, so one byte budget covers both.
+using CacheKey = std::array<std::int64_t, 4>;
+inline constexpr std::int64_t kWholeChunk = -1;
+
+/// How a source reads slices: whole chunks (each decoded once while the chunks
+/// crossing a z plane fit the cache), or single z planes of chunks when they do
+/// not and the codec can decode a plane alone.
+enum class ReadUnit { kChunk, kPlane };
+
+/// A file mapped read-only. A plane decode touches only the pages holding
+/// that plane's compressed blocks; reading the file would read each chunk once
+/// per plane (64 times for a 64-deep chunk). Unmapped when destroyed, so the
+/// pages do not stay in the process's resident set.
+class MappedFile {
+ public:
+  /// std::nullopt when the file does not exist; kIo when it cannot be mapped.
+  [[nodiscard]] static std::optional<MappedFile> open_if_exists(const std::string& path);
+  MappedFile(MappedFile&& o) noexcept : data_(o.data_), size_(o.size_) { o.data_ = nullptr; o.size_ = 0; }
+  MappedFile& operator=(MappedFile&&) = delete;
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  ~MappedFile();
+  [[nodiscard]] const std::uint8_t* data() const noexcept { return data_; }
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+
+ private:
+  MappedFile(const std::uint8_t* data, std::size_t size) : data_(data), size_(size) {}
+  const std::uint8_t* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+/// Decoded chunks and planes, least recently used dropped first once the
+/// budget is exceeded. A key being decoded by one thread is waited for, not
+/// decoded again by another. Missing chunks (nullptr) are remembered too.
 class ChunkCache {
  public:
   explicit ChunkCache(std::size_t budget_bytes) : budget_(budget_bytes) {}
-  [[nodiscard]] ChunkPtr get(const Index3& key, const std::function<ChunkPtr()>& load);
+  [[nodiscard]] ChunkPtr get(const CacheKey& key, const std::function<ChunkPtr()>& load);
   [[nodiscard]] ChunkCacheStats stats() const;
 
  private:
   struct Entry {
     ChunkPtr chunk;
-    std::list<Index3>::iterator lru;
+    std::list<CacheKey>::iterator lru;
     std::size_t bytes = 0;
   };
   void evict_locked();
   const std::size_t budget_;
   mutable std::mutex mutex_;
   std::condition_variable loaded_;
-  std::map<Index3, Entry> entries_;
-  std::map<Index3, int> loading_;  ///< keys some thread is decoding now
-  std::list<Index3> lru_;          ///< front: most recently used
+  std::map<CacheKey, Entry> entries_;
+  std::map<CacheKey, int> loading_;  ///< keys some thread is decoding now
+  std::list<CacheKey> lru_;          ///< front: most recently used
   ChunkCacheStats stats_;
 };
 
@@ -69,6 +104,8 @@ class ChunkedSource : public SliceSource {
   }
   std::optional<std::array<double, 3>> resolution_nm() const override { return resolution_; }
   std::optional<ChunkCacheStats> chunk_cache_stats() const override { return cache_.stats(); }
+  /// Whole chunks or single planes (chosen once the grid and codec are known).
+  [[nodiscard]] ReadUnit read_unit() const noexcept { return read_unit_; }
   cv::Mat read_raw(std::int64_t z) const override;
   /// Decodes only the chunks crossing `region` and copies only their overlap.
   cv::Mat read_raw_region(std::int64_t z, const cv::Rect& region) const override;
@@ -77,9 +114,22 @@ class ChunkedSource : public SliceSource {
   ChunkedSource(std::string path, std::string dataset, const SourceOptions& options)
       : SliceSource(options), path_(std::move(path)), dataset_(std::move(dataset)), cache_(options.chunk_cache_bytes) {}
   /// Called by the backend's constructor once its metadata is read.
-  void set_grid(VolumeShape shape, Index3 chunk, int bits);
+  /// `finest`: kPlane when load_plane() decodes a plane without the whole
+  /// chunk (blosc or raw chunks in C order); planes are read when the chunks
+  /// crossing one z plane do not fit the cache. When they do not fit and the
+  /// backend cannot decode planes (`codec`, for the message), the source warns
+  /// (SourceOptions::warn) with the cache size that would hold them.
+  void set_grid(VolumeShape shape, Index3 chunk, int bits, ReadUnit finest, const std::string& codec);
   /// Chunk `c` (grid index) decoded, or nullptr when it is not stored (reads as fill_value()).
   [[nodiscard]] virtual ChunkPtr load_chunk(const Index3& c) const = 0;
+  /// Plane `dz` of chunk `c` (dims {1, stored height, stored width}), or
+  /// nullptr when the chunk is not stored. The default decodes the whole chunk
+  /// and copies the plane out: backends that set_grid(..., ReadUnit::kPlane)
+  /// override it to decode less, and fall back to it for chunks they cannot.
+  [[nodiscard]] virtual ChunkPtr load_plane(const Index3& c, std::int64_t dz) const;
+  /// kDataLoss "chunk ... holds AxBxC voxels, the volume needs ..." naming
+  /// `where` unless a chunk of `dims` covers the volume's part of chunk `c`.
+  void check_covers(const Index3& c, const Index3& dims, const std::string& where) const;
   [[nodiscard]] virtual std::uint16_t fill_value() const { return 0; }
   /// Voxels of chunk `c` that lie inside the volume.
   [[nodiscard]] Index3 clipped_extent(const Index3& c) const;
@@ -94,6 +144,7 @@ class ChunkedSource : public SliceSource {
   /// `region` of slice z (already checked) from the chunks crossing it.
   [[nodiscard]] cv::Mat assemble(std::int64_t z, const cv::Rect& region) const;
   mutable ChunkCache cache_;
+  ReadUnit read_unit_ = ReadUnit::kChunk;
 };
 
 // ---- helpers the backends share ----

@@ -6,6 +6,8 @@
 #include <zstd.h>
 #include <zstd_errors.h>
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "emt/common/error.hpp"
@@ -45,6 +47,16 @@ std::vector<std::uint8_t> inflate_all(Codec codec, const std::vector<std::uint8_
   }
   if (produced > expected) wrong_size(codec, expected, expected, where, true);
   corrupt(codec, msg ? msg : (rc == Z_BUF_ERROR ? "stream ends early" : "inflate failed"), where);
+}
+
+/// A blosc stream that claims to be what it is (header sizes, the length it
+/// says) and decodes to `expected` bytes: safe to hand to blosc's decoders.
+void check_blosc(const std::uint8_t* in, std::size_t in_size, std::size_t expected, const std::string& where) {
+  std::size_t nbytes = 0;
+  if (in_size < BLOSC_MIN_HEADER_LENGTH || blosc_cbuffer_validate(in, in_size, &nbytes) != 0) {
+    corrupt(Codec::kBlosc, "bad header or stream shorter than its header says", where);
+  }
+  if (nbytes != expected) wrong_size(Codec::kBlosc, nbytes, expected, where);
 }
 
 }  // namespace
@@ -87,11 +99,7 @@ std::vector<std::uint8_t> decode(Codec codec, std::vector<std::uint8_t> in, std:
       return out;
     }
     case Codec::kBlosc: {
-      std::size_t nbytes = 0;
-      if (in.size() < BLOSC_MIN_HEADER_LENGTH || blosc_cbuffer_validate(in.data(), in.size(), &nbytes) != 0) {
-        corrupt(codec, "bad header or stream shorter than its header says", where);
-      }
-      if (nbytes != expected) wrong_size(codec, nbytes, expected, where);
+      check_blosc(in.data(), in.size(), expected, where);
       std::vector<std::uint8_t> out(expected);
       // The _ctx form is thread-safe and keeps blosc's global state out of it.
       if (blosc_decompress_ctx(in.data(), out.data(), out.size(), 1) != static_cast<int>(expected)) {
@@ -113,6 +121,50 @@ std::vector<std::uint8_t> decode(Codec codec, std::vector<std::uint8_t> in, std:
     }
   }
   throw Error(ErrorKind::kInvalidData, "unknown codec", where);
+}
+
+bool decodes_ranges(Codec codec) noexcept { return codec == Codec::kRaw || codec == Codec::kBlosc; }
+
+std::vector<std::uint8_t> decode_range(Codec codec, const std::uint8_t* in, std::size_t in_size, std::size_t expected,
+                                       std::size_t offset, std::size_t n, const std::string& where) {
+  if (offset > expected || n > expected - offset) {
+    throw Error(ErrorKind::kInvalidArgument, fmt::format("bytes {}..{} of a {}-byte chunk", offset, offset + n, expected), where);
+  }
+  if (codec == Codec::kRaw) {
+    if (in_size != expected) {
+      throw Error(ErrorKind::kDataLoss, fmt::format("chunk holds {} bytes, expected {}{}", in_size, expected,
+                                                    in_size < expected ? " (truncated?)" : ""), where);
+    }
+    return {in + offset, in + offset + n};
+  }
+  if (codec != Codec::kBlosc) {
+    throw Error(ErrorKind::kInvalidArgument, fmt::format("{} chunks cannot be decoded in part", to_string(codec)), where);
+  }
+  check_blosc(in, in_size, expected, where);
+  // blosc_getitem counts in items of the stream's typesize (the sample size
+  // for Zarr and N5): widen the range to whole items, decode, trim. It keeps
+  // its state in a local context and temporary buffer, so threads may call it
+  // at once (c-blosc 1.21 blosc.c).
+  std::size_t nbytes = 0, cbytes = 0, blocksize = 0, typesize = 0;
+  int flags = 0;
+  blosc_cbuffer_sizes(in, &nbytes, &cbytes, &blocksize);
+  blosc_cbuffer_metainfo(in, &typesize, &flags);
+  if (typesize == 0) corrupt(codec, "typesize 0", where);
+  const std::size_t first = offset / typesize, last = (offset + n + typesize - 1) / typesize;
+  if (last * typesize > nbytes) {  // a stream whose length is not a whole number of items: decode all of it
+    std::vector<std::uint8_t> all = decode(codec, std::vector<std::uint8_t>(in, in + in_size), expected, where);
+    return {all.begin() + static_cast<std::ptrdiff_t>(offset), all.begin() + static_cast<std::ptrdiff_t>(offset + n)};
+  }
+  std::vector<std::uint8_t> out((last - first) * typesize);
+  if (out.empty()) return out;
+  const int got = blosc_getitem(in, static_cast<int>(first), static_cast<int>(last - first), out.data());
+  if (got != static_cast<int>(out.size())) corrupt(codec, fmt::format("blosc_getitem failed ({})", got), where);
+  if (out.size() != n) {
+    const std::size_t skip = offset - first * typesize;
+    std::copy(out.begin() + static_cast<std::ptrdiff_t>(skip), out.begin() + static_cast<std::ptrdiff_t>(skip + n), out.begin());
+    out.resize(n);
+  }
+  return out;
 }
 
 std::vector<std::uint8_t> encode(const EncodeOptions& o, const std::uint8_t* data, std::size_t n, int typesize) {

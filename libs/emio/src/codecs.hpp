@@ -27,6 +27,17 @@ struct EncodeOptions {
 [[nodiscard]] std::vector<std::uint8_t> decode(Codec codec, std::vector<std::uint8_t> in, std::size_t expected,
                                                const std::string& where);
 
+/// Whether decode_range() can decode part of a chunk without the rest: raw
+/// (a copy) and blosc (only the blosc blocks overlapping the part).
+[[nodiscard]] bool decodes_ranges(Codec codec) noexcept;
+
+/// Bytes [offset, offset + n) of what `in` (`in_size` bytes, e.g. a mapped
+/// chunk file) decodes to, which must be `expected` bytes in all; the same
+/// bytes decode() gives there. Only the pages of `in` that hold them are read.
+/// kInvalidArgument for codecs that cannot (see decodes_ranges), kDataLoss as decode().
+[[nodiscard]] std::vector<std::uint8_t> decode_range(Codec codec, const std::uint8_t* in, std::size_t in_size, std::size_t expected,
+                                                     std::size_t offset, std::size_t n, const std::string& where);
+
 /// Compresses `n` bytes of elements `typesize` bytes wide (blosc's shuffle uses it).
 [[nodiscard]] std::vector<std::uint8_t> encode(const EncodeOptions& options, const std::uint8_t* data, std::size_t n,
                                                int typesize);

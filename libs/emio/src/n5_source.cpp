@@ -58,42 +58,71 @@ class N5Source final : public detail::ChunkedSource {
 
  protected:
   ChunkPtr load_chunk(const Index3& c) const override {
-    fs::path file = fs::path(dir_) / std::to_string(c[2]) / std::to_string(c[1]) / std::to_string(c[0]);
-    for (std::size_t i = 3; i < rank_; ++i) file /= "0";
-    auto bytes = detail::read_file_if_exists(file.string());
+    const std::string file = block_file(c);
+    auto bytes = detail::read_file_if_exists(file);
     if (!bytes) return nullptr;
-    const std::string where = file.string();
-    const auto& b = *bytes;
-    if (b.size() < 4) throw Error(ErrorKind::kDataLoss, "truncated block header", where);
-    const int mode = (b[0] << 8) | b[1];
-    const std::size_t ndim = static_cast<std::size_t>((b[2] << 8) | b[3]);
-    if (mode != 0 && mode != 1) throw Error(ErrorKind::kInvalidData, fmt::format("block mode {} is not supported (expected 0 or 1)", mode), where);
-    if (ndim != rank_) throw Error(ErrorKind::kDataLoss, fmt::format("block header has rank {}, the dataset {}", ndim, rank_), where);
-    const std::size_t header = 4 + 4 * ndim + (mode == 1 ? 4 : 0);
-    if (b.size() < header) throw Error(ErrorKind::kDataLoss, "truncated block header", where);
-    std::vector<std::int64_t> dims_zyx(ndim);  // reversed into z, y, x order
-    std::size_t voxels = 1;
-    for (std::size_t i = 0; i < ndim; ++i) {
-      dims_zyx[ndim - 1 - i] = be32(b.data() + 4 + 4 * i);
-      voxels *= static_cast<std::size_t>(dims_zyx[ndim - 1 - i]);
-    }
-    const Index3 dims = detail::spatial_dims(dims_zyx, "block", where);
-    if (dims[0] > chunk_[0] || dims[1] > chunk_[1] || dims[2] > chunk_[2]) {
-      throw Error(ErrorKind::kDataLoss, fmt::format("block header says {}x{}x{}, larger than the block size", dims[0], dims[1], dims[2]), where);
-    }
-    if (mode == 1 && be32(b.data() + 4 + 4 * ndim) != voxels) {
-      throw Error(ErrorKind::kInvalidData, "varlength blocks are not supported", where);
-    }
+    const Header h = header(bytes->data(), bytes->size(), file);
     const std::size_t item = bits_ / 8;
     auto chunk = std::make_shared<Chunk>();
-    chunk->dims = dims;
-    chunk->data = codec::decode(codec_, std::vector<std::uint8_t>(b.begin() + static_cast<std::ptrdiff_t>(header), b.end()),
-                                voxels * item, where);
+    chunk->dims = h.dims;
+    chunk->data = codec::decode(codec_, std::vector<std::uint8_t>(bytes->begin() + static_cast<std::ptrdiff_t>(h.bytes), bytes->end()),
+                                h.voxels * item, file);
     if (item == 2) detail::byteswap16(chunk->data);  // N5 stores big-endian
+    return chunk;
+  }
+  /// N5 lists x first and x varies fastest in a block: (z, y, x) C order, so
+  /// plane dz of a block is contiguous.
+  ChunkPtr load_plane(const Index3& c, std::int64_t dz) const override {
+    const std::string file = block_file(c);
+    const auto mapped = detail::MappedFile::open_if_exists(file);
+    if (!mapped) return nullptr;
+    const Header h = header(mapped->data(), mapped->size(), file);
+    check_covers(c, h.dims, file);  // also makes dz < h.dims[0]
+    const std::size_t item = bits_ / 8, plane = static_cast<std::size_t>(h.dims[1] * h.dims[2]) * item;
+    auto chunk = std::make_shared<Chunk>();
+    chunk->dims = {1, h.dims[1], h.dims[2]};
+    chunk->data = codec::decode_range(codec_, mapped->data() + h.bytes, mapped->size() - h.bytes, h.voxels * item,
+                                      static_cast<std::size_t>(dz) * plane, plane, file);
+    if (item == 2) detail::byteswap16(chunk->data);
     return chunk;
   }
 
  private:
+  std::string block_file(const Index3& c) const {
+    fs::path file = fs::path(dir_) / std::to_string(c[2]) / std::to_string(c[1]) / std::to_string(c[0]);
+    for (std::size_t i = 3; i < rank_; ++i) file /= "0";
+    return file.string();
+  }
+
+  /// A block's header: mode, rank, its size (x first); checked against the dataset.
+  struct Header {
+    Index3 dims{};           ///< z, y, x
+    std::size_t voxels = 0;  ///< in all dimensions
+    std::size_t bytes = 0;   ///< header length; the (compressed) samples follow
+  };
+  Header header(const std::uint8_t* b, std::size_t size, const std::string& where) const {
+    if (size < 4) throw Error(ErrorKind::kDataLoss, "truncated block header", where);
+    const int mode = (b[0] << 8) | b[1];
+    const std::size_t ndim = static_cast<std::size_t>((b[2] << 8) | b[3]);
+    if (mode != 0 && mode != 1) throw Error(ErrorKind::kInvalidData, fmt::format("block mode {} is not supported (expected 0 or 1)", mode), where);
+    if (ndim != rank_) throw Error(ErrorKind::kDataLoss, fmt::format("block header has rank {}, the dataset {}", ndim, rank_), where);
+    Header h;
+    h.bytes = 4 + 4 * ndim + (mode == 1 ? 4 : 0);
+    if (size < h.bytes) throw Error(ErrorKind::kDataLoss, "truncated block header", where);
+    std::vector<std::int64_t> dims_zyx(ndim);  // reversed into z, y, x order
+    h.voxels = 1;
+    for (std::size_t i = 0; i < ndim; ++i) {
+      dims_zyx[ndim - 1 - i] = be32(b + 4 + 4 * i);
+      h.voxels *= static_cast<std::size_t>(dims_zyx[ndim - 1 - i]);
+    }
+    h.dims = detail::spatial_dims(dims_zyx, "block", where);
+    if (h.dims[0] > chunk_[0] || h.dims[1] > chunk_[1] || h.dims[2] > chunk_[2]) {
+      throw Error(ErrorKind::kDataLoss, fmt::format("block header says {}x{}x{}, larger than the block size", h.dims[0], h.dims[1], h.dims[2]), where);
+    }
+    if (mode == 1 && be32(b + 4 + 4 * ndim) != h.voxels) throw Error(ErrorKind::kInvalidData, "varlength blocks are not supported", where);
+    return h;
+  }
+
   void parse(const nlohmann::json& attrs, const std::string& file) {
     auto reversed = [&](const char* key) {
       auto v = detail::int_list(detail::require(attrs, key, file), key, file);
@@ -107,7 +136,8 @@ class N5Source final : public detail::ChunkedSource {
     const int bits = type == "uint8" ? 8 : type == "uint16" ? 16 : 0;
     if (bits == 0) throw Error(ErrorKind::kInvalidData, "unsupported dataType '" + type + "' (expected uint8 or uint16)", file);
     codec_ = n5_codec(attrs, file);
-    set_grid({s[0], s[1], s[2]}, detail::spatial_dims(block, "blockSize", file), bits);
+    set_grid({s[0], s[1], s[2]}, detail::spatial_dims(block, "blockSize", file), bits,
+             codec::decodes_ranges(codec_) ? detail::ReadUnit::kPlane : detail::ReadUnit::kChunk, codec::to_string(codec_));
     // Voxel size: n5-viewer's pixelResolution {dimensions, unit}, or funlib's
     // resolution; both list x first.
     auto set_res = [&](const nlohmann::json& r, double nm) {

@@ -39,13 +39,7 @@ class PrecomputedSource final : public detail::ChunkedSource {
  protected:
   ChunkPtr load_chunk(const Index3& c) const override {
     const Index3 e = clipped_extent(c);
-    Index3 lo{}, hi{};
-    for (int d = 0; d < 3; ++d) {
-      lo[d] = offset_[d] + c[d] * chunk_[d];
-      hi[d] = lo[d] + e[d];
-    }
-    const fs::path base = fs::path(path_) / key_ / fmt::format("{}-{}_{}-{}_{}-{}", lo[2], hi[2], lo[1], hi[1], lo[0], hi[0]);
-    std::string file = base.string();
+    std::string file = chunk_file(c);
     auto bytes = detail::read_file_if_exists(file);
     bool gz = false;
     if (!bytes) {
@@ -76,7 +70,33 @@ class PrecomputedSource final : public detail::ChunkedSource {
     return chunk;
   }
 
+  /// Raw chunks are x fastest, so plane dz is contiguous. gzip-compressed
+  /// ones (NAME.gz, or gzip bytes under NAME) decode whole.
+  ChunkPtr load_plane(const Index3& c, std::int64_t dz) const override {
+    const Index3 e = clipped_extent(c);
+    const std::string file = chunk_file(c);
+    const auto mapped = detail::MappedFile::open_if_exists(file);
+    const std::size_t item = bits_ / 8, plane = static_cast<std::size_t>(e[1] * e[2]) * item;
+    if (!mapped || mapped->size() != plane * static_cast<std::size_t>(e[0])) return ChunkedSource::load_plane(c, dz);
+    auto chunk = std::make_shared<Chunk>();
+    chunk->dims = {1, e[1], e[2]};
+    chunk->data = codec::decode_range(codec::Codec::kRaw, mapped->data(), mapped->size(), mapped->size(),
+                                      static_cast<std::size_t>(dz) * plane, plane, file);
+    return chunk;
+  }
+
  private:
+  /// KEY/x0-x1_y0-y1_z0-z1 in voxel coordinates (voxel_offset applied, clipped at the end).
+  std::string chunk_file(const Index3& c) const {
+    const Index3 e = clipped_extent(c);
+    Index3 lo{}, hi{};
+    for (int d = 0; d < 3; ++d) {
+      lo[d] = offset_[d] + c[d] * chunk_[d];
+      hi[d] = lo[d] + e[d];
+    }
+    return (fs::path(path_) / key_ / fmt::format("{}-{}_{}-{}_{}-{}", lo[2], hi[2], lo[1], hi[1], lo[0], hi[0])).string();
+  }
+
   void parse(const nlohmann::json& info, const std::string& file, int scale) {
     const std::string type = info.value("type", std::string("image"));
     if (type != "image") throw Error(ErrorKind::kInvalidData, "volume type '" + type + "' is not supported (expected image)", file);
@@ -111,7 +131,8 @@ class PrecomputedSource final : public detail::ChunkedSource {
     offset_ = s.contains("voxel_offset") ? xyz(s["voxel_offset"], "voxel_offset") : Index3{0, 0, 0};
     const auto& chunk_sizes = detail::require(s, "chunk_sizes", file);
     if (!chunk_sizes.is_array() || chunk_sizes.empty()) throw Error(ErrorKind::kInvalidData, "'chunk_sizes' is empty", file);
-    set_grid({size[0], size[1], size[2]}, xyz(chunk_sizes[0], "chunk_sizes"), bits);
+    set_grid({size[0], size[1], size[2]}, xyz(chunk_sizes[0], "chunk_sizes"), bits,
+             encoding_ == Encoding::kRaw ? detail::ReadUnit::kPlane : detail::ReadUnit::kChunk, enc);
     const auto& r = detail::require(s, "resolution", file);
     if (r.is_array() && r.size() == 3) resolution_ = std::array<double, 3>{r[2].get<double>(), r[1].get<double>(), r[0].get<double>()};
   }

@@ -56,10 +56,7 @@ class ZarrArraySource final : public detail::ChunkedSource {
 
  protected:
   ChunkPtr load_chunk(const Index3& c) const override {
-    std::string key = key_prefix_;
-    for (std::size_t i = 0; i + 3 < rank_; ++i) key += std::string("0") + separator_;
-    key += fmt::format("{}{}{}{}{}", c[0], separator_, c[1], separator_, c[2]);
-    const std::string file = (fs::path(dir_) / key).string();
+    const std::string file = chunk_file(c);
     auto bytes = detail::read_file_if_exists(file);
     if (!bytes) return nullptr;
     auto chunk = std::make_shared<Chunk>();
@@ -70,9 +67,33 @@ class ZarrArraySource final : public detail::ChunkedSource {
     if (fortran_) chunk->data = fortran_to_c(chunk->data, item);
     return chunk;
   }
+  /// C order: plane dz is bytes [dz, dz + 1) x plane of the decoded chunk.
+  ChunkPtr load_plane(const Index3& c, std::int64_t dz) const override {
+    const std::string file = chunk_file(c);
+    const auto mapped = detail::MappedFile::open_if_exists(file);
+    if (!mapped) return nullptr;
+    const std::size_t item = bits_ / 8, plane = static_cast<std::size_t>(chunk_[1] * chunk_[2]) * item;
+    auto chunk = std::make_shared<Chunk>();
+    chunk->dims = {1, chunk_[1], chunk_[2]};
+    chunk->data = codec::decode_range(codec_, mapped->data(), mapped->size(), plane * static_cast<std::size_t>(chunk_[0]),
+                                      static_cast<std::size_t>(dz) * plane, plane, file);
+    if (item == 2 && big_endian_) detail::byteswap16(chunk->data);
+    return chunk;
+  }
   std::uint16_t fill_value() const override { return fill_; }
 
  private:
+  std::string chunk_file(const Index3& c) const {
+    std::string key = key_prefix_;
+    for (std::size_t i = 0; i + 3 < rank_; ++i) key += std::string("0") + separator_;
+    key += fmt::format("{}{}{}{}{}", c[0], separator_, c[1], separator_, c[2]);
+    return (fs::path(dir_) / key).string();
+  }
+  /// Planes are contiguous in C order; blosc and raw decode them alone.
+  detail::ReadUnit finest_unit() const {
+    return !fortran_ && codec::decodes_ranges(codec_) ? detail::ReadUnit::kPlane : detail::ReadUnit::kChunk;
+  }
+
   void parse(const nlohmann::json& meta, const std::string& file) {
     const int format = detail::require(meta, "zarr_format", file).get<int>();
     if (format != 2) throw Error(ErrorKind::kInvalidData, fmt::format("zarr_format {} is not supported (expected 2)", format), file);
@@ -104,7 +125,7 @@ class ZarrArraySource final : public detail::ChunkedSource {
       throw Error(ErrorKind::kInvalidData, "fill_value " + fill.dump() + " does not fit " + dtype, file);
     }
     const Index3 c = detail::spatial_dims(chunks, "chunks", file);
-    set_grid({s[0], s[1], s[2]}, c, bits);
+    set_grid({s[0], s[1], s[2]}, c, bits, finest_unit(), fortran_ ? std::string("F-order") : codec::to_string(codec_));
     // funlib / daisy write the voxel size of plain arrays as .zattrs "resolution" (z, y, x).
     const std::string attrs = (fs::path(dir_) / ".zattrs").string();
     if (fs::exists(attrs)) {
@@ -182,7 +203,8 @@ class ZarrArraySource final : public detail::ChunkedSource {
       throw Error(ErrorKind::kInvalidData, "fill_value " + fill.dump() + " does not fit " + dtype, file);
     }
     fill_ = static_cast<std::uint16_t>(fill.get<std::int64_t>());
-    set_grid({s[0], s[1], s[2]}, detail::spatial_dims(chunks, "chunk_shape", file), bits);
+    set_grid({s[0], s[1], s[2]}, detail::spatial_dims(chunks, "chunk_shape", file), bits, finest_unit(),
+             fortran_ ? std::string("transposed") : codec::to_string(codec_));
     const auto attrs = meta.value("attributes", nlohmann::json::object());
     if (attrs.contains("resolution") && attrs["resolution"].is_array() && attrs["resolution"].size() == 3) {
       resolution_ = std::array<double, 3>{attrs["resolution"][0].get<double>(), attrs["resolution"][1].get<double>(),

@@ -22,6 +22,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -47,16 +48,22 @@ struct Uint16Mapping {
 struct SourceOptions {
   Uint16Mapping uint16;
   /// Decoded chunks kept per chunked source. Sequential z reads decode each
-  /// chunk once when the chunks crossing one z plane fit in it.
+  /// chunk once when the chunks crossing one z plane fit in it; when they do
+  /// not, blosc and raw chunks in C order are decoded a z plane at a time
+  /// (the cache then holds planes), others whole, again for each slice.
   std::size_t chunk_cache_bytes = std::size_t{512} << 20;
   /// Resolution level of an OME-Zarr multiscale group or a precomputed volume
   /// (0: full resolution). `PATH:N` in the path says the same.
   int scale = 0;
+  /// Where a source's warnings go (e.g. a cache too small for the chunks
+  /// crossing a plane); unset: a "warning: ..." line on stderr.
+  std::function<void(const std::string&)> warn;
 };
 
 /// What a chunked source's cache did so far (tests, benchmarks, reports).
 struct ChunkCacheStats {
-  std::uint64_t loads = 0;      ///< chunks read and decoded (missing chunks included)
+  std::uint64_t loads = 0;        ///< chunks (or planes) read and decoded (missing chunks included)
+  std::uint64_t plane_loads = 0;  ///< of those, single z planes of a chunk
   std::uint64_t hits = 0;       ///< chunk requests answered from the cache
   std::uint64_t evictions = 0;  ///< chunks dropped to stay within the budget
   std::size_t bytes_held = 0;   ///< decoded bytes in the cache now
