@@ -14,9 +14,9 @@
 # Peak RSS: /usr/bin/time's maximum resident set of the process (mpirun: its largest child);
 # cpu_seconds: its user + system time with its children's (mb_per_cpu_s: a load-independent rate).
 # usage: bench/scale.sh [DEPTHxHEIGHTxWIDTH] [REPEAT]   (default 64x8192x8192 = 4 GiB, REPEAT 8)
-# The volume is an em-phantom of DEPTH x HEIGHT/REPEAT x WIDTH/REPEAT tiled REPEAT x REPEAT
-# times laterally (bench_tile_volume): drawing 4 Gvoxel with em-phantom takes hours here.
-# Env: BIN (build/apps), BENCH_BIN (build/bench), WORK (out/bench_scale), ROUNDS (1), CHUNKS.
+# The volume: bench/scale_volume.sh (an em-phantom tiled REPEAT x REPEAT times laterally).
+# Env: BIN (build/apps), BENCH_BIN (build/bench), WORK (out/bench_scale), ROUNDS (1), CHUNKS,
+# CASES (the case names to run, space-separated; default all but zarrbig_1x2, which ZARR_BIG_CACHE=1 adds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE=${1:-64x8192x8192}
@@ -30,14 +30,13 @@ mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd)  # absolute: the specs name the volumes by it
 command -v /usr/bin/time >/dev/null || { echo "bench: needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
 IFS=x read -r D H W <<< "$SIZE"
-[[ -f "$WORK/volume.size" && "$(cat "$WORK/volume.size")" == "$SIZE $REPEAT $CHUNKS" ]] || {
-  rm -rf "$WORK/volume.h5" "$WORK/volume.zarr" "$WORK/volume_png" "$WORK/tile.h5"
-  "$BIN/em-phantom" --out "$WORK/tile.h5" --size "${D}x$((H / REPEAT))x$((W / REPEAT))" --seed 3 --quiet --truth "$WORK/truth.json"
-  "$BENCH_BIN/bench_tile_volume" "$WORK/tile.h5" "$REPEAT" hdf5 "$WORK/volume.h5"
-  "$BENCH_BIN/bench_tile_volume" "$WORK/tile.h5" "$REPEAT" zarr "$WORK/volume.zarr" "$CHUNKS"
-  "$BENCH_BIN/bench_tile_volume" "$WORK/tile.h5" "$REPEAT" png "$WORK/volume_png"
-  echo "$SIZE $REPEAT $CHUNKS" > "$WORK/volume.size"
-}
+CASES=${CASES:-hdf5_1x2 parts_2x1 mpi_2x1 zarr_1x2 png_1x2 $([[ "${ZARR_BIG_CACHE:-0}" == 1 ]] && echo zarrbig_1x2)}
+FORMATS=""  # the inputs the cases read
+[[ " $CASES " =~ \ (hdf5|parts|mpi) ]] && FORMATS+=" hdf5"
+[[ " $CASES " == *" zarr"* ]] && FORMATS+=" zarr"
+[[ " $CASES " == *" png"* ]] && FORMATS+=" png"
+# shellcheck disable=SC2086
+BIN=$BIN BENCH_BIN=$BENCH_BIN bash bench/scale_volume.sh "$WORK" "$SIZE" "$REPEAT" "$CHUNKS" $FORMATS
 spec() {  # source path, name -> spec file: 256-px tiles every 1024 px (64 per 8192^2 slice)
   cat > "$WORK/$2.ini" <<SPEC
 [output]
@@ -59,6 +58,7 @@ sync
 : > "$WORK/runs.txt"
 run() {  # round, name, command... -> "round name seconds peak_kb user_s sys_s load" in runs.txt, digest of the output
   local round=$1 name=$2; shift 2
+  [[ " $CASES " == *" $name "* ]] || return 0
   rm -rf "$WORK/o"
   local start end
   start=$(date +%s.%N)
@@ -77,7 +77,7 @@ for r in $(seq 1 "$ROUNDS"); do
   run "$r" mpi_2x1 "${MPIRUN[@]}" -n 2 "${TB[@]}" --config "$WORK/hdf5.ini" --out "$WORK/o" --threads 1
   run "$r" zarr_1x2 "${TB[@]}" --config "$WORK/zarr.ini" --out "$WORK/o" --threads 2
   run "$r" png_1x2 "${TB[@]}" --config "$WORK/png.ini" --out "$WORK/o" --threads 2
-  [[ "${ZARR_BIG_CACHE:-0}" == 1 ]] && run "$r" zarrbig_1x2 "${TB[@]}" --config "$WORK/zarr.ini" --out "$WORK/o" --threads 2 --cache-mb "$BIG_CACHE"
+  run "$r" zarrbig_1x2 "${TB[@]}" --config "$WORK/zarr.ini" --out "$WORK/o" --threads 2 --cache-mb "$BIG_CACHE"
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 /usr/bin/python3 - "$WORK" "$SIZE" "$CHUNKS" "$(nproc)" "$load_before" "$load_after" <<'PY'
@@ -105,6 +105,6 @@ print(json.dumps({"case": "scale_summary", "cores": int(cores), "size": size,
                   "png_vs_hdf5": ratio("png_1x2", "hdf5_1x2"),
                   "parts_vs_threads": ratio("parts_2x1", "hdf5_1x2"), "mpi_vs_threads": ratio("mpi_2x1", "hdf5_1x2"),
                   # Same spec, so the same bytes (other inputs name another path in the manifest).
-                  "byte_identical_to_hdf5_1x2": {n: digest[n] == digest["hdf5_1x2"] for n in ("parts_2x1", "mpi_2x1") if n in digest},
+                  "byte_identical_to_hdf5_1x2": {n: digest[n] == digest["hdf5_1x2"] for n in ("parts_2x1", "mpi_2x1") if n in digest and "hdf5_1x2" in digest},
                   "load_before": load_before, "load_after": load_after}))
 PY

@@ -387,6 +387,25 @@ TEST(PlaneDecode, ThreadsReadingPlanesGetTheSameBytes) {
   EXPECT_LE(src->chunk_cache_stats()->peak_bytes, small.chunk_cache_bytes + 256u);
 }
 
+TEST(PlaneDecode, TheCacheHoldsTwoSlicesOfPlanes) {
+  test::ScratchDir dir;
+  // 16 x 64 x 64 in chunks of 8 x 16 x 16: a layer of 16 chunks is 32 KiB,
+  // the planes of one slice 4 KiB.
+  const auto path = write_zarr(dir / "v.zarr", {16, 64, 64}, {8, 16, 16});
+  SourceOptions small;
+  small.chunk_cache_bytes = 20 << 10;
+  const auto src = open_source(path, small);
+  for (std::int64_t z = 0; z < 16; ++z) (void)src->read_raw(z);
+  auto s = *src->chunk_cache_stats();
+  EXPECT_EQ(s.plane_loads, 16u * 16u);
+  EXPECT_EQ(s.peak_bytes, 8u << 10);  // two slices of planes, not the 20 KiB budget
+  (void)src->read_raw(14);            // the last two slices read are still held
+  (void)src->read_raw(15);
+  EXPECT_EQ(src->chunk_cache_stats()->loads, s.loads);
+  (void)src->read_raw(0);
+  EXPECT_EQ(src->chunk_cache_stats()->loads, s.loads + 16u);
+}
+
 TEST(PlaneDecode, TruncatedChunkReadByPlanesIsDataLoss) {
   test::ScratchDir dir;
   const auto a = copy_fixture(dir, "blosc_lz4_byteshuffle_u16le.zarr");

@@ -125,8 +125,8 @@ std::vector<std::uint8_t> decode(Codec codec, std::vector<std::uint8_t> in, std:
 
 bool decodes_ranges(Codec codec) noexcept { return codec == Codec::kRaw || codec == Codec::kBlosc; }
 
-std::vector<std::uint8_t> decode_range(Codec codec, const std::uint8_t* in, std::size_t in_size, std::size_t expected,
-                                       std::size_t offset, std::size_t n, const std::string& where) {
+void decode_range(Codec codec, const std::uint8_t* in, std::size_t in_size, std::size_t expected, std::size_t offset,
+                  std::size_t n, std::uint8_t* out, const std::string& where) {
   if (offset > expected || n > expected - offset) {
     throw Error(ErrorKind::kInvalidArgument, fmt::format("bytes {}..{} of a {}-byte chunk", offset, offset + n, expected), where);
   }
@@ -135,36 +135,32 @@ std::vector<std::uint8_t> decode_range(Codec codec, const std::uint8_t* in, std:
       throw Error(ErrorKind::kDataLoss, fmt::format("chunk holds {} bytes, expected {}{}", in_size, expected,
                                                     in_size < expected ? " (truncated?)" : ""), where);
     }
-    return {in + offset, in + offset + n};
+    std::copy(in + offset, in + offset + n, out);
+    return;
   }
   if (codec != Codec::kBlosc) {
     throw Error(ErrorKind::kInvalidArgument, fmt::format("{} chunks cannot be decoded in part", to_string(codec)), where);
   }
   check_blosc(in, in_size, expected, where);
+  if (n == 0) return;
   // blosc_getitem counts in items of the stream's typesize (the sample size
-  // for Zarr and N5): widen the range to whole items, decode, trim. It keeps
-  // its state in a local context and temporary buffer, so threads may call it
-  // at once (c-blosc 1.21 blosc.c).
+  // for Zarr and N5). It keeps its state in a local context and temporary
+  // buffer, so threads may call it at once (c-blosc 1.21 blosc.c).
   std::size_t nbytes = 0, cbytes = 0, blocksize = 0, typesize = 0;
   int flags = 0;
   blosc_cbuffer_sizes(in, &nbytes, &cbytes, &blocksize);
   blosc_cbuffer_metainfo(in, &typesize, &flags);
   if (typesize == 0) corrupt(codec, "typesize 0", where);
   const std::size_t first = offset / typesize, last = (offset + n + typesize - 1) / typesize;
-  if (last * typesize > nbytes) {  // a stream whose length is not a whole number of items: decode all of it
-    std::vector<std::uint8_t> all = decode(codec, std::vector<std::uint8_t>(in, in + in_size), expected, where);
-    return {all.begin() + static_cast<std::ptrdiff_t>(offset), all.begin() + static_cast<std::ptrdiff_t>(offset + n)};
+  if (first * typesize == offset && last * typesize == offset + n) {
+    const int got = blosc_getitem(in, static_cast<int>(first), static_cast<int>(last - first), out);
+    if (got != static_cast<int>(n)) corrupt(codec, fmt::format("blosc_getitem failed ({})", got), where);
+    return;
   }
-  std::vector<std::uint8_t> out((last - first) * typesize);
-  if (out.empty()) return out;
-  const int got = blosc_getitem(in, static_cast<int>(first), static_cast<int>(last - first), out.data());
-  if (got != static_cast<int>(out.size())) corrupt(codec, fmt::format("blosc_getitem failed ({})", got), where);
-  if (out.size() != n) {
-    const std::size_t skip = offset - first * typesize;
-    std::copy(out.begin() + static_cast<std::ptrdiff_t>(skip), out.begin() + static_cast<std::ptrdiff_t>(skip + n), out.begin());
-    out.resize(n);
-  }
-  return out;
+  // A range that does not start and end on items: decode all of it (no
+  // writer of ours or of Zarr / N5 makes such streams; correct, not fast).
+  const std::vector<std::uint8_t> all = decode(codec, std::vector<std::uint8_t>(in, in + in_size), expected, where);
+  std::copy(all.begin() + static_cast<std::ptrdiff_t>(offset), all.begin() + static_cast<std::ptrdiff_t>(offset + n), out);
 }
 
 std::vector<std::uint8_t> encode(const EncodeOptions& o, const std::uint8_t* data, std::size_t n, int typesize) {

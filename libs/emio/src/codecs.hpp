@@ -32,11 +32,12 @@ struct EncodeOptions {
 [[nodiscard]] bool decodes_ranges(Codec codec) noexcept;
 
 /// Bytes [offset, offset + n) of what `in` (`in_size` bytes, e.g. a mapped
-/// chunk file) decodes to, which must be `expected` bytes in all; the same
-/// bytes decode() gives there. Only the pages of `in` that hold them are read.
-/// kInvalidArgument for codecs that cannot (see decodes_ranges), kDataLoss as decode().
-[[nodiscard]] std::vector<std::uint8_t> decode_range(Codec codec, const std::uint8_t* in, std::size_t in_size, std::size_t expected,
-                                                     std::size_t offset, std::size_t n, const std::string& where);
+/// chunk file) decodes to, which must be `expected` bytes in all, written to
+/// `out`: the same bytes decode() gives there. Only the pages of `in` that
+/// hold them are read. kInvalidArgument for codecs that cannot (see
+/// decodes_ranges), kDataLoss as decode().
+void decode_range(Codec codec, const std::uint8_t* in, std::size_t in_size, std::size_t expected, std::size_t offset,
+                  std::size_t n, std::uint8_t* out, const std::string& where);
 
 /// Compresses `n` bytes of elements `typesize` bytes wide (blosc's shuffle uses it).
 [[nodiscard]] std::vector<std::uint8_t> encode(const EncodeOptions& options, const std::uint8_t* data, std::size_t n,

@@ -79,10 +79,9 @@ class N5Source final : public detail::ChunkedSource {
     const Header h = header(mapped->data(), mapped->size(), file);
     check_covers(c, h.dims, file);  // also makes dz < h.dims[0]
     const std::size_t item = bits_ / 8, plane = static_cast<std::size_t>(h.dims[1] * h.dims[2]) * item;
-    auto chunk = std::make_shared<Chunk>();
-    chunk->dims = {1, h.dims[1], h.dims[2]};
-    chunk->data = codec::decode_range(codec_, mapped->data() + h.bytes, mapped->size() - h.bytes, h.voxels * item,
-                                      static_cast<std::size_t>(dz) * plane, plane, file);
+    auto chunk = new_plane(h.dims[1], h.dims[2]);
+    codec::decode_range(codec_, mapped->data() + h.bytes, mapped->size() - h.bytes, h.voxels * item,
+                        static_cast<std::size_t>(dz) * plane, plane, chunk->data.data(), file);
     if (item == 2) detail::byteswap16(chunk->data);
     return chunk;
   }

@@ -78,10 +78,9 @@ class PrecomputedSource final : public detail::ChunkedSource {
     const auto mapped = detail::MappedFile::open_if_exists(file);
     const std::size_t item = bits_ / 8, plane = static_cast<std::size_t>(e[1] * e[2]) * item;
     if (!mapped || mapped->size() != plane * static_cast<std::size_t>(e[0])) return ChunkedSource::load_plane(c, dz);
-    auto chunk = std::make_shared<Chunk>();
-    chunk->dims = {1, e[1], e[2]};
-    chunk->data = codec::decode_range(codec::Codec::kRaw, mapped->data(), mapped->size(), mapped->size(),
-                                      static_cast<std::size_t>(dz) * plane, plane, file);
+    auto chunk = new_plane(e[1], e[2]);
+    codec::decode_range(codec::Codec::kRaw, mapped->data(), mapped->size(), mapped->size(), static_cast<std::size_t>(dz) * plane,
+                        plane, chunk->data.data(), file);
     return chunk;
   }
 

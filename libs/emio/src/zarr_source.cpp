@@ -73,10 +73,9 @@ class ZarrArraySource final : public detail::ChunkedSource {
     const auto mapped = detail::MappedFile::open_if_exists(file);
     if (!mapped) return nullptr;
     const std::size_t item = bits_ / 8, plane = static_cast<std::size_t>(chunk_[1] * chunk_[2]) * item;
-    auto chunk = std::make_shared<Chunk>();
-    chunk->dims = {1, chunk_[1], chunk_[2]};
-    chunk->data = codec::decode_range(codec_, mapped->data(), mapped->size(), plane * static_cast<std::size_t>(chunk_[0]),
-                                      static_cast<std::size_t>(dz) * plane, plane, file);
+    auto chunk = new_plane(chunk_[1], chunk_[2]);
+    codec::decode_range(codec_, mapped->data(), mapped->size(), plane * static_cast<std::size_t>(chunk_[0]),
+                        static_cast<std::size_t>(dz) * plane, plane, chunk->data.data(), file);
     if (item == 2 && big_endian_) detail::byteswap16(chunk->data);
     return chunk;
   }
