@@ -241,6 +241,45 @@ TEST_P(ChunkedBackend, ReportsVoxelSizeAndCountsChunks) {
   EXPECT_EQ(stats->hits, 2u * 5u * 2u * 3u - 18u);
 }
 
+// Sections of more than sample_side^2 pixels set the 16-bit window from their
+// central sample_side x sample_side region; smaller ones from whole slices.
+TEST(Uint16Window, LargeSlicesAreSampledInTheirCentre) {
+  test::ScratchDir dir;
+  // 4 x 40 x 60: the central 20 x 20 holds 1000..1399, the rest 60000.
+  const VolumeShape shape{4, 40, 60};
+  const std::string path = (dir.path() / "v.h5").string();
+  {
+    auto w = create_hdf5_volume(path, "volumes/raw", shape, 16, std::nullopt);
+    for (std::int64_t z = 0; z < shape.depth; ++z) {
+      cv::Mat m(40, 60, CV_16UC1, cv::Scalar(60000));
+      for (int y = 0; y < 20; ++y)
+        for (int x = 0; x < 20; ++x) m.at<std::uint16_t>(10 + y, 20 + x) = static_cast<std::uint16_t>(1000 + y * 20 + x);
+      w->write_slice(z, m);
+    }
+    w->commit();
+  }
+  const cv::Rect centre(20, 10, 20, 20);
+  SourceOptions small;
+  small.uint16.sample_side = 20;  // 2400 pixels > 20^2: the centre alone
+  const cv::Mat by_centre = open_source(path, small)->read_slice(1);
+  double lo = 0, hi = 0;
+  cv::minMaxLoc(by_centre(centre), &lo, &hi);
+  EXPECT_LE(lo, 2);  // the centre's own 0.5 / 99.5 percentiles span 0..255
+  EXPECT_GE(hi, 253);
+  EXPECT_EQ(by_centre.at<std::uint8_t>(0, 0), 255);  // 60000 is above that window
+  // Whole slices: 75% of the samples are 60000, so the centre maps near 0.
+  const cv::Mat whole = open_source(path)->read_slice(1);
+  cv::minMaxLoc(whole(centre), &lo, &hi);
+  EXPECT_LE(hi, 10);
+  SourceOptions exact;
+  exact.uint16.sample_side = 49;  // 2400 <= 49^2: whole slices, the same bytes as the default
+  EXPECT_EQ(cv::norm(open_source(path, exact)->read_slice(1), whole, cv::NORM_INF), 0);
+  // The same window whichever slice is read first (the first read's own slice is reused, cropped).
+  const auto src = open_source(path, small);
+  (void)src->read_region(3, centre);
+  EXPECT_EQ(cv::norm(src->read_slice(1), by_centre, cv::NORM_INF), 0);
+}
+
 TEST(Hdf5Source, ReadsResolutionAttribute) {
   test::ScratchDir dir;
   const auto path = backends()[0].make(dir.path());

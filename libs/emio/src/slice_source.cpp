@@ -70,13 +70,20 @@ cv::Mat SliceSource::to_8bit(cv::Mat raw, std::int64_t z) const {
   if (raw.depth() == CV_8U) return raw;
   std::call_once(window_once_, [&] {
     // Volume-wide robust window from evenly spaced sample slices.
-    const std::int64_t depth = shape().depth;
+    const VolumeShape vs = shape();
+    const std::int64_t depth = vs.depth;
     const int samples = static_cast<int>(std::min<std::int64_t>(depth, std::max(1, options_.uint16.sample_slices)));
+    // Large sections: the central region only (smaller ones: the whole slice, as always).
+    const std::int64_t side = std::max<std::int64_t>(1, options_.uint16.sample_side);
+    const bool central = vs.height * vs.width > side * side;
+    const int w = static_cast<int>(std::min(vs.width, side)), h = static_cast<int>(std::min(vs.height, side));
+    const cv::Rect region(static_cast<int>((vs.width - w) / 2), static_cast<int>((vs.height - h) / 2), central ? w : static_cast<int>(vs.width),
+                          central ? h : static_cast<int>(vs.height));
     std::vector<std::uint64_t> hist(65536, 0);
     std::uint64_t total = 0;
     for (int i = 0; i < samples; ++i) {
       const std::int64_t sz = evenly_spaced(i, samples, depth);
-      const cv::Mat s = (sz == z) ? raw : read_raw(sz);
+      const cv::Mat s = (sz == z) ? (central ? raw(region) : raw) : (central ? read_raw_region(sz, region) : read_raw(sz));
       for (int r = 0; r < s.rows; ++r) {
         const auto* p = s.ptr<std::uint16_t>(r);
         for (int c = 0; c < s.cols; ++c) ++hist[p[c]];

@@ -43,6 +43,10 @@ struct Uint16Mapping {
   double low_percentile = 0.5;
   double high_percentile = 99.5;
   int sample_slices = 8;  ///< evenly spaced slices used for the percentiles
+  /// Slices of more than sample_side^2 pixels are sampled in their central
+  /// sample_side x sample_side region (at most): a 100k x 100k section would
+  /// otherwise be read whole eight times before the first slice is returned.
+  std::int64_t sample_side = 8192;
 };
 
 struct SourceOptions {
