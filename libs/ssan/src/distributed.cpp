@@ -202,7 +202,7 @@ void Distributed::broadcast(const std::vector<torch::Tensor>& tensors) {
   }
 }
 
-std::vector<double> Distributed::average_gradients(const std::vector<torch::Tensor>& params, const std::vector<double>& values) {
+torch::Tensor Distributed::average_gradients(const std::vector<torch::Tensor>& params, const torch::Tensor& values) {
   if (!active()) return values;
   torch::NoGradGuard no_grad;
   // Buckets of consecutive parameters up to kBucketBytes; the values ride in the last one.
@@ -219,12 +219,12 @@ std::vector<double> Distributed::average_gradients(const std::vector<torch::Tens
     bytes += b;
   }
   const double scale = 1.0 / static_cast<double>(r_.world);
-  std::vector<double> out(values.size());
+  torch::Tensor out;
   for (std::size_t k = 0; k < buckets.size(); ++k) {
     std::vector<torch::Tensor> flat;
     for (const auto& g : buckets[k]) flat.push_back(g.reshape({-1}).to(torch::kFloat64));
     const bool last = k + 1 == buckets.size();
-    if (last) flat.push_back(torch::tensor(values, torch::kFloat64).to(flat.empty() ? torch::kCPU : flat.front().device()));
+    if (last) flat.push_back(values.to(torch::kFloat64).reshape({-1}));
     // float64 for the sum: the average then does not depend on the order ranks arrive in.
     torch::Tensor all = torch::cat(flat);
     allreduce(all);
@@ -234,10 +234,7 @@ std::vector<double> Distributed::average_gradients(const std::vector<torch::Tens
       g.copy_(all.narrow(0, offset, n).mul(scale).view_as(g));
       offset += n;
     }
-    if (last) {
-      const torch::Tensor v = all.narrow(0, offset, static_cast<std::int64_t>(values.size())).to(torch::kCPU);
-      for (std::size_t i = 0; i < values.size(); ++i) out[i] = v[static_cast<std::int64_t>(i)].item<double>();
-    }
+    if (last) out = all.narrow(0, offset, values.numel());
   }
   return out;
 }

@@ -63,9 +63,11 @@ class Distributed {
   /// Rank 0's values into every rank's tensors (in place).
   void broadcast(const std::vector<torch::Tensor>& tensors);
   /// Averages the gradients of `params` across ranks (flattened into buckets
-  /// of about `bucket_bytes`, one allreduce each) and, in the last bucket,
-  /// sums `values` (stop flags, losses): returned summed. World 1: `values`.
-  std::vector<double> average_gradients(const std::vector<torch::Tensor>& params, const std::vector<double>& values);
+  /// of about kBucketBytes, one allreduce each) and, in the last bucket,
+  /// sums `values` (a 1-D float64 tensor on the gradients' device, e.g.
+  /// non-finite flags): returned summed, on that device, with no host read.
+  /// World 1: `values`.
+  torch::Tensor average_gradients(const std::vector<torch::Tensor>& params, const torch::Tensor& values);
   /// Sums `values` across ranks.
   std::vector<double> sum(const std::vector<double>& values);
 
