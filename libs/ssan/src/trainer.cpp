@@ -261,12 +261,13 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& options, const 
   const auto start = std::chrono::steady_clock::now();
   // Data parallel (docs/scale.md): ranks other than 0 are quiet and keep
   // their copies of the run files in a scratch directory of their own.
-  Distributed dist(rendezvous_from_environment(options.rendezvous), std::chrono::milliseconds(static_cast<std::int64_t>(options.dist_timeout_s * 1000)));
+  const Rendezvous rendezvous = rendezvous_from_environment(options.rendezvous);
+  const torch::Device device = resolve_device(options.device, rendezvous.local_rank);
+  Distributed dist(rendezvous, std::chrono::milliseconds(static_cast<std::int64_t>(options.dist_timeout_s * 1000)), device);
   const RankScratch scratch(dist);
   TrainOptions o = options;
   if (!dist.is_main()) o.quiet = true;
   const std::function<void(const std::string&)> warn = dist.is_main() ? warn_all : std::function<void(const std::string&)>();
-  const torch::Device device = resolve_device(o.device, dist.local_rank());
   const Amp amp = parse_amp(o.amp, device);
   if (o.log_every < 0) throw Error(ErrorKind::kInvalidArgument, "--log-every must be >= 0 (0: automatic)");
   const std::int64_t log_every = o.log_every > 0 ? o.log_every : device.is_cuda() ? kCudaLogEvery : 1;
@@ -338,7 +339,8 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& options, const 
                                             {"max_steps", o.max_steps},
                                             {"fit_schedule", o.fit_schedule}, {"max_minutes", o.max_minutes}, {"budget_clock", to_string(o.budget_clock)},
                                             {"train_alignment", to_string(o.alignment)}, {"init_from", o.init_from},
-                                            {"device", device.str()}, {"amp", to_string(amp)}, {"log_every", log_every}, {"world_size", dist.world()}, {"launcher", dist.rendezvous().launcher}});
+                                            {"device", device.str()}, {"amp", to_string(amp)}, {"log_every", log_every}, {"world_size", dist.world()}, {"launcher", dist.rendezvous().launcher},
+                                            {"comm_backend", dist.active() ? to_string(dist.backend()) : "none"}});
 
   TrainSummary summary;
   summary.vgg_source = loss_fn.vgg_source();
