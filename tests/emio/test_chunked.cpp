@@ -197,22 +197,30 @@ TEST(ChunkCache, BudgetBoundsWhatIsHeld) {
   }
 }
 
-TEST(ChunkCache, ThreadsReadingTheSameSlicesShareDecodes) {
-  test::ScratchDir dir;
-  const auto path = write_zarr(dir / "v.zarr", {16, 64, 64}, {8, 16, 16});
-  const auto src = open_source(path);
-  const auto single = open_source(path);
+namespace {
+/// Four threads each read all 16 slices of `src`, thread t starting at
+/// t * offset; per thread, how many differed from `reference`'s.
+std::vector<int> read_in_four_threads(const SliceSource& src, const SliceSource& reference, int offset) {
   std::vector<std::thread> threads;
   std::vector<int> mismatches(4, 0);
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
       for (std::int64_t z = 0; z < 16; ++z) {
-        if (cv::norm(src->read_raw((z + t * 3) % 16), single->read_raw((z + t * 3) % 16), cv::NORM_INF) != 0) ++mismatches[t];
+        const std::int64_t k = (z + t * offset) % 16;
+        if (cv::norm(src.read_raw(k), reference.read_raw(k), cv::NORM_INF) != 0) ++mismatches[t];
       }
     });
   }
   for (auto& th : threads) th.join();
-  EXPECT_EQ(mismatches, std::vector<int>(4, 0));
+  return mismatches;
+}
+}  // namespace
+
+TEST(ChunkCache, ThreadsReadingTheSameSlicesShareDecodes) {
+  test::ScratchDir dir;
+  const auto path = write_zarr(dir / "v.zarr", {16, 64, 64}, {8, 16, 16});
+  const auto src = open_source(path);
+  EXPECT_EQ(read_in_four_threads(*src, *open_source(path), 3), std::vector<int>(4, 0));
   EXPECT_EQ(src->chunk_cache_stats()->loads, 32u);  // a chunk being decoded is waited for, not decoded twice
 }
 
@@ -371,18 +379,7 @@ TEST(PlaneDecode, ThreadsReadingPlanesGetTheSameBytes) {
   SourceOptions small;
   small.chunk_cache_bytes = 20 << 10;  // under the 32 KiB layer: planes
   const auto src = open_source(path, small);
-  const auto whole = open_source(path);
-  std::vector<std::thread> threads;
-  std::vector<int> mismatches(4, 0);
-  for (int t = 0; t < 4; ++t) {
-    threads.emplace_back([&, t] {
-      for (std::int64_t z = 0; z < 16; ++z) {
-        if (cv::norm(src->read_raw((z + t * 5) % 16), whole->read_raw((z + t * 5) % 16), cv::NORM_INF) != 0) ++mismatches[t];
-      }
-    });
-  }
-  for (auto& th : threads) th.join();
-  EXPECT_EQ(mismatches, std::vector<int>(4, 0));
+  EXPECT_EQ(read_in_four_threads(*src, *open_source(path), 5), std::vector<int>(4, 0));
   EXPECT_GE(src->chunk_cache_stats()->plane_loads, 16u * 16u);
   EXPECT_LE(src->chunk_cache_stats()->peak_bytes, small.chunk_cache_bytes + 256u);
 }
