@@ -403,6 +403,19 @@ TEST(PlaneDecode, TheCacheHoldsTwoSlicesOfPlanes) {
   EXPECT_EQ(src->chunk_cache_stats()->loads, s.loads + 16u);
 }
 
+TEST(PlaneDecode, GzipPrecomputedChunksDecodeWholeAndWarnOnce) {
+  SourceOptions tiny;
+  tiny.chunk_cache_bytes = 1;
+  std::vector<std::string> warnings;
+  tiny.warn = [&](const std::string& w) { warnings.push_back(w); };
+  const auto src = open_source((kFixtures / "pc_gzip_u16").string(), tiny);
+  EXPECT_TRUE(warnings.empty());  // raw encoding: planes, until a chunk turns out gzip-compressed
+  const auto whole = open_source((kFixtures / "pc_gzip_u16").string());
+  for (std::int64_t z = 0; z < whole->shape().depth; ++z) EXPECT_EQ(cv::norm(src->read_raw(z), whole->read_raw(z), cv::NORM_INF), 0);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("gzip-compressed chunks cannot be decoded a plane at a time"), std::string::npos) << warnings[0];
+}
+
 TEST(PlaneDecode, TruncatedChunkReadByPlanesIsDataLoss) {
   test::ScratchDir dir;
   const auto a = copy_fixture(dir, "blosc_lz4_byteshuffle_u16le.zarr");

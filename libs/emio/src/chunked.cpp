@@ -117,9 +117,7 @@ void ChunkedSource::set_grid(VolumeShape shape, Index3 chunk, int bits, ReadUnit
   // layer decodes them all again. Decoding just the plane needed costs about
   // what decoding the layer once does, so prefer it whenever the layer does
   // not fit. Which unit is read never changes the bytes returned.
-  const auto layer_chunks = static_cast<std::size_t>(((shape.height + chunk[1] - 1) / chunk[1]) * ((shape.width + chunk[2] - 1) / chunk[2]));
-  const std::size_t layer_bytes = layer_chunks * static_cast<std::size_t>(chunk[0] * chunk[1] * chunk[2]) * static_cast<std::size_t>(bits / 8);
-  if (layer_bytes <= options_.chunk_cache_bytes) return;
+  if (layer_chunks() * chunk_bytes() <= options_.chunk_cache_bytes) return;
   if (finest == ReadUnit::kPlane) {
     read_unit_ = ReadUnit::kPlane;
     // A plane is decoded once per read of its slice; what the cache can save
@@ -128,19 +126,34 @@ void ChunkedSource::set_grid(VolumeShape shape, Index3 chunk, int bits, ReadUnit
     // that: triplet-build on a 64 x 8192 x 8192 (64, 512, 512)-chunked volume
     // decoded 32,792 planes with 64 MiB held and 32,768 with 512 MiB, in the
     // same time, at 1.0 GB and 1.5 GB peak RSS.
-    cache_.limit(2 * layer_chunks * static_cast<std::size_t>(chunk[1] * chunk[2]) * static_cast<std::size_t>(bits / 8));
+    cache_.limit(2 * layer_chunks() * (chunk_bytes() / static_cast<std::size_t>(chunk[0])));
     return;
   }
-  const std::string message = fmt::format(
-      "{}: the {} chunks crossing one z plane decode to {} MiB, more than the {} MiB chunk cache, and {} chunks cannot be "
-      "decoded a plane at a time: each slice read decodes them again (about {}x the work); a cache of {} MiB (--cache-mb) holds them",
-      path_ + (dataset_.empty() ? "" : ":" + dataset_), layer_chunks, (layer_bytes + (1 << 20) - 1) >> 20,
-      options_.chunk_cache_bytes >> 20, codec, std::min(chunk[0], shape.depth), ((layer_bytes + (1 << 20) - 1) >> 20) + 64);
-  if (options_.warn) {
-    options_.warn(message);
-  } else {
-    std::fprintf(stderr, "warning: %s\n", message.c_str());
-  }
+  warn_chunks_decoded_again(codec);
+}
+
+void ChunkedSource::warn_chunks_decoded_again(const std::string& codec) const {
+  std::call_once(warned_, [&] {
+    const std::size_t layer_mib = (layer_chunks() * chunk_bytes() + (1 << 20) - 1) >> 20;
+    const std::string message = fmt::format(
+        "{}: the {} chunks crossing one z plane decode to {} MiB, more than the {} MiB chunk cache, and {} chunks cannot be "
+        "decoded a plane at a time: each slice read decodes them again (about {}x the work); a cache of {} MiB (--cache-mb) holds them",
+        path_ + (dataset_.empty() ? "" : ":" + dataset_), layer_chunks(), layer_mib, options_.chunk_cache_bytes >> 20, codec,
+        std::min(chunk_[0], shape_.depth), layer_mib + 64);
+    if (options_.warn) {
+      options_.warn(message);
+    } else {
+      std::fprintf(stderr, "warning: %s\n", message.c_str());
+    }
+  });
+}
+
+std::size_t ChunkedSource::layer_chunks() const {
+  return static_cast<std::size_t>(((shape_.height + chunk_[1] - 1) / chunk_[1]) * ((shape_.width + chunk_[2] - 1) / chunk_[2]));
+}
+
+std::size_t ChunkedSource::chunk_bytes() const {
+  return static_cast<std::size_t>(chunk_[0] * chunk_[1] * chunk_[2]) * static_cast<std::size_t>(bits_ / 8);
 }
 
 Index3 ChunkedSource::clipped_extent(const Index3& c) const {

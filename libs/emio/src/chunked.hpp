@@ -150,6 +150,9 @@ class ChunkedSource : public SliceSource {
   /// An empty plane of dims {1, height, width} (data sized for them) whose
   /// buffer goes back to the pool when the last reference is dropped.
   [[nodiscard]] std::shared_ptr<Chunk> new_plane(std::int64_t height, std::int64_t width) const;
+  /// Once per source: the warning that chunks of `codec` are decoded whole
+  /// again for each slice because a layer of them does not fit the cache.
+  void warn_chunks_decoded_again(const std::string& codec) const;
   /// kDataLoss "chunk ... holds AxBxC voxels, the volume needs ..." naming
   /// `where` unless a chunk of `dims` covers the volume's part of chunk `c`.
   void check_covers(const Index3& c, const Index3& dims, const std::string& where) const;
@@ -164,10 +167,15 @@ class ChunkedSource : public SliceSource {
   std::optional<std::array<double, 3>> resolution_;
 
  private:
+  /// Chunks in one layer of the grid (those crossing a z plane), and the
+  /// decoded bytes of a full chunk.
+  [[nodiscard]] std::size_t layer_chunks() const;
+  [[nodiscard]] std::size_t chunk_bytes() const;
   /// `region` of slice z (already checked) from the chunks crossing it.
   [[nodiscard]] cv::Mat assemble(std::int64_t z, const cv::Rect& region) const;
   mutable ChunkCache cache_;
   ReadUnit read_unit_ = ReadUnit::kChunk;
+  mutable std::once_flag warned_;
   // Shared with the planes' deleters: a plane may outlive a read in flight.
   std::shared_ptr<BufferPool> plane_buffers_ = std::make_shared<BufferPool>(32);
 };

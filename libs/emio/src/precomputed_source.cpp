@@ -77,7 +77,10 @@ class PrecomputedSource final : public detail::ChunkedSource {
     const std::string file = chunk_file(c);
     const auto mapped = detail::MappedFile::open_if_exists(file);
     const std::size_t item = bits_ / 8, plane = static_cast<std::size_t>(e[1] * e[2]) * item;
-    if (!mapped || mapped->size() != plane * static_cast<std::size_t>(e[0])) return ChunkedSource::load_plane(c, dz);
+    if (!mapped || mapped->size() != plane * static_cast<std::size_t>(e[0])) {
+      if (mapped || fs::exists(file + ".gz")) warn_chunks_decoded_again("gzip-compressed");
+      return ChunkedSource::load_plane(c, dz);
+    }
     auto chunk = new_plane(e[1], e[2]);
     codec::decode_range(codec::Codec::kRaw, mapped->data(), mapped->size(), mapped->size(), static_cast<std::size_t>(dz) * plane,
                         plane, chunk->data.data(), file);
