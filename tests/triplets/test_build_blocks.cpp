@@ -12,6 +12,7 @@
 
 #include "build_fixture.hpp"
 #include "emt/common/atomic_file.hpp"
+#include "emt/emio/volume_writer.hpp"
 #include "emt/phantom/phantom.hpp"
 #include "emt/triplets/shard.hpp"
 
@@ -163,6 +164,42 @@ TEST_F(BuildBlocks, MergedPartsEqualTheSingleProcessBuild) {
     ASSERT_EQ(m.exit_code, 0) << m.err;
     EXPECT_EQ(digest_dir(out), *single_) << n << " parts";
   }
+}
+
+TEST_F(BuildBlocks, ASliceWithAnUnreadableBlockIsBadInEveryBlock) {
+  // The same phantom as OME-Zarr chunked like the blocks; one chunk of slice 4 is truncated.
+  phantom::PhantomOptions o;
+  o.depth = 9;
+  o.height = 300;
+  o.width = 420;
+  o.cell_size = 40;
+  o.seed = 21;
+  o.defects = {{2, phantom::DefectKind::kFold}};
+  emio::ChunkedWriteOptions chunked;
+  chunked.chunks = {1, 150, 140};
+  const fs::path zarr = *dir_ / "v.zarr";
+  phantom::write_phantom(phantom::Phantom(o), zarr.string(), phantom::OutputFormat::kZarr, 8, "", {}, false, chunked);
+  fs::resize_file(zarr / "0" / "4.1.1", 10);
+  const std::string s = write_spec(*dir_, "bad.ini",
+                                   "[output]\ntile_size = 64\nstride = 48\nlateral_block = 160\n[source.v]\npath = " + zarr.string() + "\n");
+  const std::string out = *dir_ / "bad";
+  EXPECT_EQ(build(s, out, "").exit_code, 1);  // without --skip-bad-slices: an error
+  const auto r = build(s, out, "--skip-bad-slices");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;  // one warning for the slice, not one per block
+  EXPECT_NE(r.err.find("unreadable slice skipped"), std::string::npos) << r.err;
+  std::vector<int> bad_per_block(6, 0);
+  std::ifstream in(fs::path(out) / "rejected.csv");
+  std::string line;
+  std::getline(in, line);
+  for (const Tile& t : rejected_of(out)) {
+    std::getline(in, line);
+    const bool bad = line.find(",bad_slice,") != std::string::npos;
+    EXPECT_EQ(bad, t.z >= 3 && t.z <= 5) << line;  // the triplets around 3, 4 and 5 use slice 4
+    if (bad) ++bad_per_block[static_cast<std::size_t>(block_of(t.y, t.x))];
+  }
+  for (int n : bad_per_block) EXPECT_GE(n, 3 * 2 * 2);
+  for (const auto& smp : samples_of(out)) EXPECT_TRUE(smp.z < 3 || smp.z > 5) << smp.z;
 }
 
 #ifdef EMT_TEST_MPIEXEC

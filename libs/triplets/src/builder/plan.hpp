@@ -76,8 +76,9 @@ struct Plan {
 /// (a volume smaller than a tile, no triplet possible) naming the source.
 [[nodiscard]] Plan plan_build(const BuildSpec& spec);
 
-/// Keeps the triplets of part `part` of `parts` (contiguous in (source, z)
-/// order) and the slices they and the reference histograms need. Everything
+/// Keeps the triplets of part `part` of `parts` (contiguous in plan order)
+/// and the slices they and the reference histograms need (every block of
+/// them: histograms and the repeated-section statistic are per slice). Everything
 /// a part computes is what the whole build computes for those triplets, so
 /// the parts merged (merge_parts) equal the single-process output byte for byte.
 void restrict_to_part(Plan& plan, const BuildSpec& spec, int part, int parts, bool skip_bad_slices);
