@@ -26,6 +26,7 @@
 #include "emt/ssan/metrics.hpp"
 #include "emt/ssan/checkpoint.hpp"
 #include "emt/ssan/evaluate.hpp"
+#include "emt/ssan/interop.hpp"
 #include "emt/ssan/trainer.hpp"
 #include "emt/triplets/shard.hpp"
 #include "test_support.hpp"
@@ -142,6 +143,71 @@ TEST_F(Training, MaxMinutesAloneFitsTheWholeScheduleIntoTheTime) {
   if (steps > decay_step + 1) {
     EXPECT_GT(decayed, 0);
   }
+}
+
+// --log-every N: a row per N steps (and at epoch ends and the last step)
+// holding the mean of its steps' losses, read from the device once per row;
+// the training itself is the same, bit for bit.
+TEST_F(Training, LogEveryRowsAreMeansOfTheirStepsAndTrainingIsUnchanged) {
+  ScratchDir run;
+  const std::string common = "--config " + config() + " --data " + data() + " --val-split none --crop 32 --batch 2 --max-steps 7 --quiet --threads 1";
+  ASSERT_EQ(run_tool("ssan-train", common + " --out " + (run / "each")).exit_code, 0);
+  const auto r = run_tool("ssan-train", common + " --out " + (run / "every3") + " --log-every 3");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto rows = [](const fs::path& dir) {
+    std::vector<std::vector<double>> out;
+    std::istringstream in(read_file(dir / "metrics.csv"));
+    std::string line;
+    std::getline(in, line);
+    while (std::getline(in, line)) {
+      std::vector<double> cells;
+      std::stringstream ss(line);
+      for (std::string c; std::getline(ss, c, ',');) cells.push_back(std::stod(c));
+      out.push_back(cells);
+    }
+    return out;
+  };
+  const auto each = rows(run.path() / "each"), every3 = rows(run.path() / "every3");
+  ASSERT_EQ(each.size(), 7u);
+  ASSERT_GE(every3.size(), 3u);
+  ASSERT_LE(every3.size(), 5u);
+  EXPECT_EQ(nlohmann::json::parse(read_file(run.path() / "every3" / "run.json")).at("log_every").get<int>(), 3);
+  std::size_t from = 0;  // first per-step row of the interval
+  for (const auto& row : every3) {
+    const auto step = static_cast<std::size_t>(row[0]);
+    ASSERT_GT(step, from);
+    ASSERT_LE(step, each.size());
+    const bool epoch_end = step < each.size() && each[step][1] != each[step - 1][1];
+    EXPECT_TRUE(step - from == 3 || step == each.size() || epoch_end) << "row at step " << step;
+    for (std::size_t term = 2; term < 8; ++term) {  // loss and its five terms
+      double mean = 0;
+      for (std::size_t i = from; i < step; ++i) mean += each[i][term] / static_cast<double>(step - from);
+      EXPECT_NEAR(row[term], mean, 1e-6 * std::abs(mean) + 1e-12) << "step " << step << " column " << term;
+    }
+    from = step;
+  }
+  EXPECT_EQ(from, each.size());
+  const auto a = ssan::load_model((run.path() / "each" / "last.pt").string()), b = ssan::load_model((run.path() / "every3" / "last.pt").string());
+  for (const auto& p : a->named_parameters()) EXPECT_TRUE(torch::equal(p.value(), b->named_parameters()[p.key()])) << p.key();
+}
+
+// Weights that make every loss NaN: each step's gradients are zeroed on the
+// device (the weights are not made worse), the rows say so, and the run stops
+// once max_nonfinite (10) consecutive steps were not finite, counted across rows.
+TEST_F(Training, NonFiniteLossesAreZeroedCountedAndStopTheRun) {
+  ScratchDir run;
+  ASSERT_TRUE(train_tiny(run / "source"));
+  auto model = ssan::load_model((run.path() / "source" / "last.pt").string());
+  ssan::StateDict dict = ssan::state_dict(model);
+  ASSERT_FALSE(dict.empty());
+  dict.back().second.fill_(std::numeric_limits<float>::quiet_NaN());
+  ssan::write_state_dict(dict, run.path() / "nan.pth");
+  const auto r = run_tool("ssan-train", "--config " + config() + " --data " + data() + " --out " + (run / "r") + " --init-from " + (run / "nan.pth") +
+                                            " --val-split none --crop 32 --batch 2 --max-steps 40 --log-every 4 --threads 1");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("loss not finite for 12 consecutive batches"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("non-finite loss in 4 of the 4 steps up to step 8"), std::string::npos) << r.err;
+  EXPECT_EQ(read_file(run.path() / "r" / "metrics.csv").find('\n'), read_file(run.path() / "r" / "metrics.csv").size() - 1);  // header only
 }
 
 TEST_F(Training, InitFromStartsFromTheGivenWeights) {

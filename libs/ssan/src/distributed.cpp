@@ -3,6 +3,15 @@
 #include <torch/csrc/distributed/c10d/FileStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/version.h>
+#ifdef EMT_WITH_NCCL
+// Needs a CUDA LibTorch, its CUDA headers and nccl.h (docs/scale.md).
+#ifndef USE_C10D_NCCL
+#define USE_C10D_NCCL
+#endif
+#include <c10/cuda/CUDAFunctions.h>
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
 
 #include <ATen/Context.h>
 #include <ATen/autocast_mode.h>
@@ -86,7 +95,33 @@ Rendezvous rendezvous_from_environment(const std::string& rendezvous) {
   return r;
 }
 
-Distributed::Distributed(const Rendezvous& r, std::chrono::milliseconds timeout) : r_(r), timeout_(timeout) {
+// LibTorch 2 split the collectives out of ProcessGroup into Backend, which
+// ProcessGroupGloo and ProcessGroupNCCL now derive from; 1.13 (Debian's)
+// has them on ProcessGroup.
+class Distributed::Group {
+ public:
+#if TORCH_VERSION_MAJOR >= 2
+  using Base = c10d::Backend;
+#else
+  using Base = c10d::ProcessGroup;
+#endif
+  explicit Group(c10::intrusive_ptr<Base> group) : group(std::move(group)) {}
+  c10::intrusive_ptr<Base> group;
+};
+
+std::string to_string(CommBackend b) { return b == CommBackend::kNccl ? "nccl" : "gloo"; }
+
+CommBackend comm_backend_for(const torch::Device& device) {
+#ifdef EMT_WITH_NCCL
+  if (device.is_cuda()) return CommBackend::kNccl;
+#else
+  (void)device;
+#endif
+  return CommBackend::kGloo;
+}
+
+Distributed::Distributed(const Rendezvous& r, std::chrono::milliseconds timeout, const torch::Device& device)
+    : r_(r), timeout_(timeout), device_(device), backend_(comm_backend_for(device)) {
   if (r_.world <= 1) return;
   try {
     if (!r_.file.empty()) {
@@ -108,9 +143,19 @@ Distributed::Distributed(const Rendezvous& r, std::chrono::milliseconds timeout)
       heartbeat_store_ = c10::make_intrusive<c10d::TCPStore>(r_.master_addr, h);  // its own connection: TCPStore clients are not thread-safe
     }
     store_->setTimeout(timeout);
-    auto options = c10d::ProcessGroupGloo::Options::create(timeout);
-    options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
-    group_ = c10::make_intrusive<c10d::ProcessGroupGloo>(store_, r_.rank, r_.world, options);
+    if (backend_ == CommBackend::kNccl) {
+#ifdef EMT_WITH_NCCL
+      // NCCL's communicators belong to the current device: this rank's GPU.
+      c10::cuda::set_device(static_cast<c10::DeviceIndex>(device_.has_index() ? device_.index() : r_.local_rank));
+      auto options = c10d::ProcessGroupNCCL::Options::create();
+      options->timeout = timeout;
+      group_ = std::make_unique<Group>(c10::make_intrusive<c10d::ProcessGroupNCCL>(store_, r_.rank, r_.world, options));
+#endif
+    } else {
+      auto options = c10d::ProcessGroupGloo::Options::create(timeout);
+      options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+      group_ = std::make_unique<Group>(c10::make_intrusive<c10d::ProcessGroupGloo>(store_, r_.rank, r_.world, options));
+    }
   } catch (const std::exception& e) {
     const std::string what = e.what();
     throw Error(ErrorKind::kIo, fmt::format("rank {} of {}: rendezvous failed ({}): {}", r_.rank, r_.world,
@@ -175,7 +220,7 @@ void Distributed::lost(const std::exception& e) {
 void Distributed::allreduce(torch::Tensor& t) {
   try {
     std::vector<torch::Tensor> v{t};
-    group_->allreduce(v)->wait(timeout_);
+    group_->group->allreduce(v)->wait(timeout_);
   } catch (const std::exception& e) {
     lost(e);
   }
@@ -186,7 +231,7 @@ void Distributed::broadcast_one(torch::Tensor& t) {
     std::vector<torch::Tensor> v{t};
     c10d::BroadcastOptions o;
     o.rootRank = 0;
-    group_->broadcast(v, o)->wait(timeout_);
+    group_->group->broadcast(v, o)->wait(timeout_);
   } catch (const std::exception& e) {
     lost(e);
   }
@@ -202,7 +247,7 @@ void Distributed::broadcast(const std::vector<torch::Tensor>& tensors) {
   }
 }
 
-std::vector<double> Distributed::average_gradients(const std::vector<torch::Tensor>& params, const std::vector<double>& values) {
+torch::Tensor Distributed::average_gradients(const std::vector<torch::Tensor>& params, const torch::Tensor& values) {
   if (!active()) return values;
   torch::NoGradGuard no_grad;
   // Buckets of consecutive parameters up to kBucketBytes; the values ride in the last one.
@@ -219,12 +264,12 @@ std::vector<double> Distributed::average_gradients(const std::vector<torch::Tens
     bytes += b;
   }
   const double scale = 1.0 / static_cast<double>(r_.world);
-  std::vector<double> out(values.size());
+  torch::Tensor out;
   for (std::size_t k = 0; k < buckets.size(); ++k) {
     std::vector<torch::Tensor> flat;
     for (const auto& g : buckets[k]) flat.push_back(g.reshape({-1}).to(torch::kFloat64));
     const bool last = k + 1 == buckets.size();
-    if (last) flat.push_back(torch::tensor(values, torch::kFloat64).to(flat.empty() ? torch::kCPU : flat.front().device()));
+    if (last) flat.push_back(values.to(torch::kFloat64).reshape({-1}));
     // float64 for the sum: the average then does not depend on the order ranks arrive in.
     torch::Tensor all = torch::cat(flat);
     allreduce(all);
@@ -234,18 +279,17 @@ std::vector<double> Distributed::average_gradients(const std::vector<torch::Tens
       g.copy_(all.narrow(0, offset, n).mul(scale).view_as(g));
       offset += n;
     }
-    if (last) {
-      const torch::Tensor v = all.narrow(0, offset, static_cast<std::int64_t>(values.size())).to(torch::kCPU);
-      for (std::size_t i = 0; i < values.size(); ++i) out[i] = v[static_cast<std::int64_t>(i)].item<double>();
-    }
+    if (last) out = all.narrow(0, offset, values.numel());
   }
   return out;
 }
 
 std::vector<double> Distributed::sum(const std::vector<double>& values) {
   if (!active()) return values;
-  torch::Tensor t = torch::tensor(values, torch::kFloat64);
+  // NCCL reduces GPU tensors only.
+  torch::Tensor t = torch::tensor(values, torch::kFloat64).to(backend_ == CommBackend::kNccl ? device_ : torch::Device(torch::kCPU));
   allreduce(t);
+  t = t.to(torch::kCPU);
   std::vector<double> out(values.size());
   for (std::size_t i = 0; i < values.size(); ++i) out[i] = t[static_cast<std::int64_t>(i)].item<double>();
   return out;

@@ -1,5 +1,6 @@
 #include "emt/ssan/trainer.hpp"
 
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -192,6 +193,62 @@ class BudgetTimer {
   double cpu0_;
 };
 
+// The loss terms of the steps since the last metrics row, summed on the
+// device: reading a CUDA tensor on the host waits for the GPU's queue to
+// drain, so the loop reads these once per row (log_every), not every step.
+class StepLog {
+ public:
+  static constexpr std::size_t kTerms = 6;  ///< total, charbonnier, feature, style_balance, gradient, texture
+  explicit StepLog(const torch::Device& device)
+      : device_(device), trailing_(torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(device))) {
+    reset();
+  }
+
+  /// One step's terms; `finite`: a bool scalar, false when the step's loss
+  /// (on any rank) was not finite and its gradients were zeroed.
+  void add(const LossTerms& t, const torch::Tensor& finite) {
+    torch::NoGradGuard no_grad;
+    const torch::Tensor terms = torch::stack({t.total, t.charbonnier, t.feature, t.style_balance, t.gradient, t.texture}).detach().to(torch::kFloat64);
+    sums_.add_(torch::where(finite, terms, torch::zeros_like(terms)));
+    const torch::Tensor bad = torch::logical_not(finite).to(torch::kFloat64);
+    nonfinite_.add_(bad);
+    trailing_.mul_(bad).add_(bad);  // consecutive non-finite steps ending here (across rows)
+    longest_.copy_(torch::maximum(longest_, trailing_));
+    ++steps_;
+  }
+  [[nodiscard]] std::int64_t steps() const noexcept { return steps_; }
+
+  struct Interval {
+    std::int64_t steps = 0, nonfinite = 0;
+    std::int64_t longest_nonfinite_run = 0;  ///< consecutive non-finite steps, counted across rows
+    std::array<double, kTerms> sums{};  ///< over the finite steps
+  };
+  /// The interval so far (one host read) and a fresh one.
+  Interval take() {
+    const torch::Tensor all = torch::cat({sums_, nonfinite_.reshape({1}), longest_.reshape({1})}).to(torch::kCPU);
+    const auto* v = all.data_ptr<double>();
+    Interval in;
+    in.steps = steps_;
+    std::copy(v, v + kTerms, in.sums.begin());
+    in.nonfinite = static_cast<std::int64_t>(v[kTerms]);
+    in.longest_nonfinite_run = static_cast<std::int64_t>(v[kTerms + 1]);
+    reset();
+    return in;
+  }
+
+ private:
+  void reset() {
+    const auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(device_);
+    sums_ = torch::zeros({static_cast<std::int64_t>(kTerms)}, f64);
+    nonfinite_ = torch::zeros({}, f64);
+    longest_ = trailing_.clone();
+    steps_ = 0;
+  }
+  torch::Device device_;
+  torch::Tensor sums_, nonfinite_, trailing_, longest_;
+  std::int64_t steps_ = 0;
+};
+
 // Steps timed before a schedule is fitted to the budget: past the first
 // step's allocations, few enough to cost well under a minute.
 constexpr std::int64_t kCalibrationSteps = 20;
@@ -204,13 +261,16 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& options, const 
   const auto start = std::chrono::steady_clock::now();
   // Data parallel (docs/scale.md): ranks other than 0 are quiet and keep
   // their copies of the run files in a scratch directory of their own.
-  Distributed dist(rendezvous_from_environment(options.rendezvous), std::chrono::milliseconds(static_cast<std::int64_t>(options.dist_timeout_s * 1000)));
+  const Rendezvous rendezvous = rendezvous_from_environment(options.rendezvous);
+  const torch::Device device = resolve_device(options.device, rendezvous.local_rank);
+  Distributed dist(rendezvous, std::chrono::milliseconds(static_cast<std::int64_t>(options.dist_timeout_s * 1000)), device);
   const RankScratch scratch(dist);
   TrainOptions o = options;
   if (!dist.is_main()) o.quiet = true;
   const std::function<void(const std::string&)> warn = dist.is_main() ? warn_all : std::function<void(const std::string&)>();
-  const torch::Device device = resolve_device(o.device, dist.local_rank());
   const Amp amp = parse_amp(o.amp, device);
+  if (o.log_every < 0) throw Error(ErrorKind::kInvalidArgument, "--log-every must be >= 0 (0: automatic)");
+  const std::int64_t log_every = o.log_every > 0 ? o.log_every : device.is_cuda() ? kCudaLogEvery : 1;
   const BudgetTimer budget(o.budget_clock, torch::get_num_threads());
   if (o.fit_schedule && !(o.max_minutes > 0)) throw Error(ErrorKind::kInvalidArgument, "fitting the schedule to the time needs --max-minutes > 0");
   if (o.alignment == TrainAlignment::kBlind && o.crop <= 0) throw Error(ErrorKind::kInvalidArgument, "--train-alignment blind needs --crop smaller than the tiles");
@@ -279,14 +339,15 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& options, const 
                                             {"max_steps", o.max_steps},
                                             {"fit_schedule", o.fit_schedule}, {"max_minutes", o.max_minutes}, {"budget_clock", to_string(o.budget_clock)},
                                             {"train_alignment", to_string(o.alignment)}, {"init_from", o.init_from},
-                                            {"device", device.str()}, {"amp", to_string(amp)}, {"world_size", dist.world()}, {"launcher", dist.rendezvous().launcher}});
+                                            {"device", device.str()}, {"amp", to_string(amp)}, {"log_every", log_every}, {"world_size", dist.world()}, {"launcher", dist.rendezvous().launcher},
+                                            {"comm_backend", dist.active() ? to_string(dist.backend()) : "none"}});
 
   TrainSummary summary;
   summary.vgg_source = loss_fn.vgg_source();
   summary.best_psnr = state.best_psnr;
   Progress progress("ssan-train", o.fit_schedule && state.planned_steps < 0 ? 0 : total, "steps", o.quiet, 10.0);
   progress.tick(state.step);
-  std::int64_t step = state.step, consecutive_bad = 0;
+  std::int64_t step = state.step;
   const auto t_loop = std::chrono::steady_clock::now();
   std::int64_t samples = 0;
   std::int64_t resume_epoch = state.epoch, resume_position_after = state.position;  // after the last batch used
@@ -299,17 +360,60 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& options, const 
   };
   const std::int64_t first_step = step;
   double next_snapshot = o.snapshot_minutes;
-  std::optional<double> calibration_start;
+  std::optional<std::pair<double, std::int64_t>> calibration_start;  // (minutes, step)
+  // DDP: rank 0's clock and the stop decision, agreed at each metrics row, so
+  // every rank stops and fits the schedule alike.
   double shared_minutes = 0;
+  bool shared_stop = false;
+  StepLog step_log(device);
+  double lr = o.lr;
+  std::int64_t epoch = state.epoch;
+  // One metrics row for the steps since the last: the interval's one host
+  // read of the device accumulators (and, in DDP, one small allreduce).
+  auto write_metrics_row = [&] {
+    if (step_log.steps() == 0) return;
+    StepLog::Interval in = step_log.take();
+    if (dist.active()) {
+      std::vector<double> values{interrupt_requested() ? 1.0 : 0.0, dist.is_main() ? budget.minutes() : 0.0};
+      values.insert(values.end(), in.sums.begin(), in.sums.end());
+      const auto agreed = dist.sum(values);
+      shared_stop = agreed[0] > 0;
+      shared_minutes = agreed[1];
+      std::copy(agreed.begin() + 2, agreed.end(), in.sums.begin());
+    }
+    const double good = static_cast<double>(in.steps - in.nonfinite) * dist.world();
+    std::array<double, StepLog::kTerms> mean{};
+    for (std::size_t i = 0; i < mean.size(); ++i) mean[i] = good > 0 ? in.sums[i] / good : 0.0;
+    if (in.nonfinite > 0) {
+      summary.skipped_nonfinite += in.nonfinite;
+      if (warn) warn(fmt::format("non-finite loss in {} of the {} steps up to step {} (epoch {}): their gradients were zeroed", in.nonfinite, in.steps, step, epoch));
+      if (in.longest_nonfinite_run >= o.max_nonfinite) {
+        throw Error(ErrorKind::kInvalidData, fmt::format("loss not finite for {} consecutive batches; last good checkpoint kept", in.longest_nonfinite_run),
+                    (run / "last.pt").string());
+      }
+    }
+    if (in.nonfinite == in.steps) return;  // nothing finite to log
+    const double rate = static_cast<double>(samples) / std::max(1e-9, std::chrono::duration<double>(std::chrono::steady_clock::now() - t_loop).count());
+    if (summary.first_loss == 0) summary.first_loss = mean[0];
+    summary.last_loss = mean[0];
+    curves.add_step(step, mean[0], lr);
+    std::string row = fmt::format("{},{},{:.8g},{:.8g},{:.8g},{:.8g},{:.8g},{:.8g},{:.6g},{:.3f}", step, epoch, mean[0], mean[1], mean[2],
+                                  mean[3], mean[4], mean[5], lr, rate);
+    for (const auto& g : model->gammas()) row += fmt::format(",{:.6g}", g.item<double>());
+    run_log.add_metrics(row);
+    progress.set_status(fmt::format("loss {:.4g}, {:.2f} samples/s", mean[0], rate));
+  };
   while (step < total) {
-    // DDP: rank 0's clock, shared at the last step, so every rank stops and fits the schedule alike.
     const double minutes = dist.active() ? shared_minutes : budget.minutes();
     if (o.max_minutes > 0 && minutes >= o.max_minutes) break;
-    if (o.fit_schedule && state.planned_steps < 0) {
+    // The clock is fresh at every step alone, and in DDP at every row.
+    const bool clock_fresh = !dist.active() || step_log.steps() == 0;
+    if (o.fit_schedule && state.planned_steps < 0 && clock_fresh && step > first_step) {
       // Time the calibration steps, then fix the schedule's length for the rest of the budget.
-      if (step == first_step + 1) calibration_start = minutes;
-      if (calibration_start && step == first_step + 1 + kCalibrationSteps) {
-        const double per_step = (minutes - *calibration_start) / static_cast<double>(kCalibrationSteps);
+      if (!calibration_start) {
+        calibration_start = std::make_pair(minutes, step);
+      } else if (step - calibration_start->second >= kCalibrationSteps) {
+        const double per_step = (minutes - calibration_start->first) / static_cast<double>(step - calibration_start->second);
         state.planned_steps = step + static_cast<std::int64_t>((o.max_minutes - minutes) / std::max(per_step, 1e-9));
         state.decay_step = static_cast<std::int64_t>(std::llround((1.0 - kDecayedShare) * static_cast<double>(state.planned_steps)));
         total = o.max_steps >= 0 ? std::min(state.planned_steps, o.max_steps) : state.planned_steps;
@@ -327,8 +431,8 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& options, const 
       while (next_snapshot <= minutes) next_snapshot += o.snapshot_minutes;
     }
     const Batch batch = loader.next();
-    const std::int64_t epoch = batch.epoch;
-    const double lr = learning_rate(o, epoch, step, o.fit_schedule ? (state.decay_step >= 0 ? state.decay_step : std::numeric_limits<std::int64_t>::max()) : -1);
+    epoch = batch.epoch;
+    lr = learning_rate(o, epoch, step, o.fit_schedule ? (state.decay_step >= 0 ? state.decay_step : std::numeric_limits<std::int64_t>::max()) : -1);
     for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
     optimizer.zero_grad();
     const torch::Tensor outer = batch.outer.to(device), gt = batch.gt.to(device);
@@ -336,42 +440,23 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& options, const 
     const SsanOutput out = model->forward(outer);
     const LossTerms terms = loss_fn(out.output, gt, outer);
     autocast.reset();
-    double loss = terms.total.item<double>();
-    bool bad = !std::isfinite(loss), stop = false;
+    // A non-finite loss is decided on the device, not read back each step:
+    // the step's gradients (NaN or not) are zeroed before Adam steps, so the
+    // weights stay finite; the interval's row counts such steps.
+    torch::Tensor finite = torch::isfinite(terms.total.detach());
+    terms.total.backward();
     if (dist.active()) {
-      // Gradients averaged; the stop and skip decisions, the loss and rank 0's clock ride in the last bucket.
-      terms.total.backward();
-      const auto synced = dist.average_gradients(model->parameters(), {interrupt_requested() ? 1.0 : 0.0, bad ? 1.0 : 0.0, bad ? 0.0 : loss,
-                                                                       dist.is_main() ? budget.minutes() : 0.0});
-      stop = synced[0] > 0;
-      bad = synced[1] > 0;
-      loss = synced[2] / dist.world();
-      shared_minutes = synced[3];
+      // Gradients averaged; whether any rank's loss was non-finite rides in the last bucket.
+      finite = dist.average_gradients(model->parameters(), torch::logical_not(finite).to(torch::kFloat64).reshape({1}))[0].eq(0);
     }
-    if (bad) {
-      ++summary.skipped_nonfinite;
-      if (warn) warn(fmt::format("non-finite loss at step {} (epoch {}, position {}): batch skipped", step, epoch, batch.position));
-      if (++consecutive_bad >= o.max_nonfinite) {
-        throw Error(ErrorKind::kInvalidData, fmt::format("loss not finite for {} consecutive batches; last good checkpoint kept", consecutive_bad),
-                    (run / "last.pt").string());
-      }
-      continue;
+    const torch::Tensor nonfinite = torch::logical_not(finite);
+    for (const auto& p : model->parameters()) {
+      if (p.grad().defined()) p.grad().masked_fill_(nonfinite, 0.0);
     }
-    consecutive_bad = 0;
-    if (!dist.active()) terms.total.backward();
     optimizer.step();
+    step_log.add(terms, finite);
     ++step;
     samples += global_batch;
-    if (summary.first_loss == 0) summary.first_loss = loss;
-    summary.last_loss = loss;
-    curves.add_step(step, loss, lr);
-    const double rate = static_cast<double>(samples) / std::max(1e-9, std::chrono::duration<double>(std::chrono::steady_clock::now() - t_loop).count());
-    std::string row = fmt::format("{},{},{:.8g},{:.8g},{:.8g},{:.8g},{:.8g},{:.8g},{:.6g},{:.3f}", step, epoch, loss, terms.charbonnier.item<double>(),
-                                  terms.feature.item<double>(), terms.style_balance.item<double>(), terms.gradient.item<double>(),
-                                  terms.texture.item<double>(), lr, rate);
-    for (const auto& g : model->gammas()) row += fmt::format(",{:.6g}", g.item<double>());
-    run_log.add_metrics(row);
-    progress.set_status(fmt::format("loss {:.4g}, {:.2f} samples/s", loss, rate));
     progress.tick();
 
     const std::int64_t next_position = batch.position + global_batch;
@@ -379,7 +464,11 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& options, const 
     const std::int64_t next_epoch = epoch_end ? epoch + 1 : epoch, resume_position = epoch_end ? 0 : next_position;
     resume_epoch = next_epoch;
     resume_position_after = resume_position;
-    if (dist.active() ? stop : interrupt_requested()) {  // DDP: all ranks at the same step; rank 0's checkpoint is the run's
+    // Rows every log_every steps and wherever a checkpoint or the end needs them.
+    if (step_log.steps() >= log_every || epoch_end || step == total) write_metrics_row();
+    // DDP: all ranks stop at the same step, agreed at a row; rank 0's checkpoint is the run's.
+    if (dist.active() ? shared_stop : interrupt_requested()) {
+      write_metrics_row();
       checkpoint_now(next_epoch, resume_position);
       throw Error(ErrorKind::kAborted, fmt::format("interrupted at step {}; checkpoint saved, --resume continues", step), (run / "last.pt").string());
     }
@@ -414,6 +503,7 @@ TrainSummary train(const SsanConfig& config, const TrainOptions& options, const 
   }
   // Bounded runs (--max-steps, --max-minutes) end with a checkpoint too: the
   // loader ran ahead (prefetch), so the resume point is the batch after the last one used.
+  write_metrics_row();
   if (step != state.step) checkpoint_now(resume_epoch, resume_position_after);
   curves.draw(run / "loss.png");
   summary.steps = step;

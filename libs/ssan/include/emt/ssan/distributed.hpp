@@ -22,7 +22,6 @@
 
 namespace c10d {
 class Store;
-class ProcessGroupGloo;
 }  // namespace c10d
 
 namespace emt::ssan {
@@ -43,12 +42,22 @@ struct Rendezvous {
 /// world 1. Throws kInvalidArgument on inconsistent values.
 [[nodiscard]] Rendezvous rendezvous_from_environment(const std::string& rendezvous);
 
+/// Which c10d process group carries the collectives.
+enum class CommBackend {
+  kGloo,  ///< CPU tensors, and CUDA tensors through host copies
+  kNccl,  ///< CUDA tensors GPU to GPU; only in a build with EMT_WITH_NCCL (a CUDA LibTorch)
+};
+[[nodiscard]] std::string to_string(CommBackend b);
+/// NCCL for a CUDA device when this build has it, else Gloo.
+[[nodiscard]] CommBackend comm_backend_for(const torch::Device& device);
+
 /// A process group for one run. World 1 holds none.
 class Distributed {
  public:
   /// Joins the group (blocks until all ranks have); `timeout` bounds the
   /// rendezvous and every collective (a rank that stops answering).
-  Distributed(const Rendezvous& r, std::chrono::milliseconds timeout);
+  /// `device`: where the model lives; it picks the backend (comm_backend_for).
+  Distributed(const Rendezvous& r, std::chrono::milliseconds timeout, const torch::Device& device = torch::kCPU);
   ~Distributed();
   Distributed(const Distributed&) = delete;
   Distributed& operator=(const Distributed&) = delete;
@@ -59,14 +68,17 @@ class Distributed {
   [[nodiscard]] bool active() const noexcept { return r_.world > 1; }
   [[nodiscard]] bool is_main() const noexcept { return r_.rank == 0; }
   [[nodiscard]] const Rendezvous& rendezvous() const noexcept { return r_; }
+  [[nodiscard]] CommBackend backend() const noexcept { return backend_; }
 
   /// Rank 0's values into every rank's tensors (in place).
   void broadcast(const std::vector<torch::Tensor>& tensors);
   /// Averages the gradients of `params` across ranks (flattened into buckets
-  /// of about `bucket_bytes`, one allreduce each) and, in the last bucket,
-  /// sums `values` (stop flags, losses): returned summed. World 1: `values`.
-  std::vector<double> average_gradients(const std::vector<torch::Tensor>& params, const std::vector<double>& values);
-  /// Sums `values` across ranks.
+  /// of about kBucketBytes, one allreduce each) and, in the last bucket,
+  /// sums `values` (a 1-D float64 tensor on the gradients' device, e.g.
+  /// non-finite flags): returned summed, on that device, with no host read.
+  /// World 1: `values`.
+  torch::Tensor average_gradients(const std::vector<torch::Tensor>& params, const torch::Tensor& values);
+  /// Sums `values` across ranks (one host read).
   std::vector<double> sum(const std::vector<double>& values);
 
   static constexpr std::int64_t kBucketBytes = std::int64_t{25} << 20;  ///< PyTorch DDP's default bucket cap
@@ -77,10 +89,14 @@ class Distributed {
   [[noreturn]] void lost(const std::exception& e);
   void heartbeat_loop();
 
+  class Group;  // the c10d process group (its base class differs across LibTorch versions)
+
   Rendezvous r_;
   std::chrono::milliseconds timeout_;
+  torch::Device device_;
+  CommBackend backend_ = CommBackend::kGloo;
   c10::intrusive_ptr<c10d::Store> store_, heartbeat_store_;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> group_;
+  std::unique_ptr<Group> group_;
   std::atomic<bool> stop_heartbeat_{false};
   std::thread heartbeat_;
 };
