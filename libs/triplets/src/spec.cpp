@@ -156,7 +156,8 @@ void validate(const BuildSpec& spec, const std::string& origin) {
   check(spec.shard_size >= 1, "output.shard_size must be >= 1");
   // Blocks are between B/2 and B px (plan.hpp: lateral_blocks): from 2 T on, each holds a tile.
   check(spec.lateral_block == 0 || (spec.lateral_block >= 2 * spec.tile_size && spec.lateral_block <= (1 << 30)),
-        "output.lateral_block must be 0 (never cut) or at least 2 x output.tile_size");
+        fmt::format("output.lateral_block ({}) must be 0 (never cut) or at least 2 x output.tile_size ({})", spec.lateral_block,
+                    2 * static_cast<std::int64_t>(spec.tile_size)));
   check(spec.align.search_radius >= 1, "align.search_radius must be >= 1");
   check(spec.filters.flat_block >= 2 && spec.filters.flat_block <= spec.tile_size, "filters.flat_block must be in [2, tile_size]");
   check(spec.filters.defect_downsample >= 1 && spec.tile_size / spec.filters.defect_downsample >= 8,
