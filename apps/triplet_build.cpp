@@ -1,7 +1,10 @@
 // triplet-build: raw EM volumes -> aligned, filtered, histogram-matched triplet shards.
 #include <chrono>
 #include <iostream>
+#include <optional>
 #include <set>
+
+#include <fmt/format.h>
 
 #include "emt/common/cli.hpp"
 #include "emt/common/error.hpp"
@@ -128,6 +131,7 @@ int main(int argc, char** argv) {
         emt::triplets::BuildSpec spec;
         emt::triplets::BuildOptions options;
         emt::triplets::BuildSummary summary;
+        std::optional<emt::triplets::BuildSummary> merged;
         // Under mpirun every step below runs on every rank and its outcome is
         // agreed on (mpi_launch.hpp); in a plain run together() just runs it.
         if (const int rc = mpi.together([&] {
@@ -154,6 +158,8 @@ int main(int argc, char** argv) {
                 options.quiet = options.quiet || mpi.rank() != 0;  // one progress display, rank 0's
               }
               summary = emt::triplets::run_build(spec, options);
+              // Job arrays: the last part to finish assembles OUT (--merge does the same by hand).
+              if (!mpi.active() && options.parts > 1) merged = emt::triplets::merge_parts_if_complete(options.out_dir, options.quiet);
             })) {
           return rc;
         }
@@ -167,6 +173,12 @@ int main(int argc, char** argv) {
             cli.info(std::to_string(summary.triplets) + " triplets in " + std::to_string(summary.shards) + " shard(s) merged -> " + merge_dir);
           }
           return 0;
+        }
+        if (merged) {
+          if (!cli.common().json) {
+            cli.info(fmt::format("part {} of {} finished last; every part is done, merged:", options.part, options.parts));
+          }
+          return report(cli, *merged, options.out_dir);
         }
         if (mpi.size() > 1) {
           // Every part is finished (the agreement above is the barrier): rank 0

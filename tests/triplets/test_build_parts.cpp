@@ -18,8 +18,10 @@
 
 #include "build_fixture.hpp"
 #include "emt/common/atomic_file.hpp"
+#include "emt/common/output_guard.hpp"
 #include "emt/phantom/phantom.hpp"
 #include "emt/triplets/shard.hpp"
+#include "emt/triplets/shard_directory.hpp"
 
 namespace emt::test {
 namespace fs = std::filesystem;
@@ -62,17 +64,66 @@ TEST_F(BuildParts, MergedPartsEqualTheSingleProcessBuild) {
   ASSERT_GT(manifest.at("totals").at("rejected").get<int>(), 0);
   for (int n : {1, 2, 3}) {
     const std::string out = *dir_ / ("p" + std::to_string(n));
-    for (int i = 0; i < n; ++i) {
+    // In any order: the last part to finish merges.
+    for (int k = 0; k < n; ++k) {
+      const int i = (k + 1) % n;
       const auto r = build(out, "--threads 1 --part " + std::to_string(i) + "/" + std::to_string(n));
       ASSERT_EQ(r.exit_code, 0) << r.err;
+      EXPECT_EQ(fs::exists(fs::path(out) / "manifest.json"), k == n - 1) << "part " << i << " of " << n;
     }
-    if (n > 1) {
-      const auto m = run_tool("triplet-build", "--merge " + out + " --quiet");
-      ASSERT_EQ(m.exit_code, 0) << m.err;
-      EXPECT_FALSE(fs::exists(fs::path(out) / "parts"));
-    }
+    EXPECT_FALSE(fs::exists(fs::path(out) / "parts"));
     EXPECT_EQ(digest_dir(out), *single_) << n << " parts";
+    // A merge job after the array (sbatch --dependency) finds the work done.
+    const auto again = run_tool("triplet-build", "--merge " + out + " --json");
+    ASSERT_EQ(again.exit_code, 0) << again.err;
+    EXPECT_EQ(nlohmann::json::parse(again.out).at("triplets").get<std::int64_t>(),
+              nlohmann::json::parse(read_file(fs::path(*dir_ / "single") / "manifest.json")).at("totals").at("accepted").get<std::int64_t>());
+    EXPECT_EQ(digest_dir(out), *single_) << n << " parts, merged again";
   }
+}
+
+// The last part finds OUT locked (another process merging): it leaves the
+// merge alone and succeeds; --merge then assembles OUT.
+TEST_F(BuildParts, LastPartLeavesALockedOutputToItsHolderAndMergeFinishes) {
+  const std::string out = *dir_ / "locked";
+  ASSERT_EQ(build(out, "--threads 1 --part 0/2").exit_code, 0);
+  {
+    const OutputLock held(out);
+    const auto last = build(out, "--threads 1 --part 1/2");
+    ASSERT_EQ(last.exit_code, 0) << last.err;
+    EXPECT_FALSE(fs::exists(fs::path(out) / "manifest.json"));
+  }
+  const auto m = run_tool("triplet-build", "--merge " + out + " --quiet");
+  ASSERT_EQ(m.exit_code, 0) << m.err;
+  EXPECT_EQ(digest_dir(out), *single_);
+}
+
+// A requeued array task (or a rerun script) with --resume: a finished part,
+// a merged output and a finished single build are left exactly as they are.
+TEST_F(BuildParts, ResumingWhatIsFinishedChangesNothing) {
+  const std::string out = *dir_ / "requeued";
+  ASSERT_EQ(build(out, "--threads 1 --part 0/2").exit_code, 0);
+  const fs::path part0 = fs::path(out) / "parts" / "part-0000-of-0002" / "manifest.json";
+  const auto written = fs::last_write_time(part0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_EQ(build(out, "--threads 1 --part 0/2 --resume").exit_code, 0);
+  EXPECT_EQ(fs::last_write_time(part0), written);  // not rebuilt
+  ASSERT_EQ(build(out, "--threads 1 --part 1/2").exit_code, 0);  // the last: merges
+  ASSERT_EQ(digest_dir(out), *single_);
+  const auto merged_time = fs::last_write_time(fs::path(out) / "manifest.json");
+  for (const char* part : {"0/2", "1/2"}) {
+    const auto again = build(out, std::string("--threads 1 --json --resume --part ") + part);
+    ASSERT_EQ(again.exit_code, 0) << again.err;
+    EXPECT_EQ(nlohmann::json::parse(again.out).at("shards").get<std::int64_t>(),
+              static_cast<std::int64_t>(nlohmann::json::parse(read_file(fs::path(out) / "manifest.json")).at("shards").size()));
+  }
+  const auto fresh = build(out, "--threads 1 --part 0/2");  // without --resume: refused, nothing written
+  EXPECT_EQ(fresh.exit_code, 2);
+  EXPECT_NE(fresh.err.find("merged from its parts"), std::string::npos) << fresh.err;
+  EXPECT_EQ(digest_dir(out), *single_);
+  EXPECT_EQ(fs::last_write_time(fs::path(out) / "manifest.json"), merged_time);
+  ASSERT_EQ(build(out, "--threads 1 --resume").exit_code, 0);  // the whole build, finished: kept
+  EXPECT_EQ(fs::last_write_time(fs::path(out) / "manifest.json"), merged_time);
 }
 
 TEST_F(BuildParts, InterruptedPartResumesToTheSameBytes) {
@@ -87,8 +138,7 @@ TEST_F(BuildParts, InterruptedPartResumesToTheSameBytes) {
   EXPECT_NE(early.err.find("part 1 of 2 is missing or unfinished"), std::string::npos) << early.err;
   EXPECT_EQ(count_lines(early.err), 1) << early.err;
   EXPECT_FALSE(has_shards(out));
-  ASSERT_EQ(build(out, "--part 1/2 --resume").exit_code, 0);
-  ASSERT_EQ(run_tool("triplet-build", "--merge " + out + " --quiet").exit_code, 0);
+  ASSERT_EQ(build(out, "--part 1/2 --resume").exit_code, 0);  // the last to finish: merges
   EXPECT_EQ(digest_dir(out), *single_);
 }
 
@@ -135,10 +185,8 @@ TEST_F(BuildParts, KilledPartResumesToTheSameBytes) {
     int status = 0;
     ASSERT_EQ(waitpid(pid, &status, 0), pid);
     killed_running += WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
-    const auto resumed = build(out, "--part 1/2 --resume");
+    const auto resumed = build(out, "--part 1/2 --resume");  // the last to finish: merges
     ASSERT_EQ(resumed.exit_code, 0) << delay_ms << " ms: " << resumed.err;
-    const auto merged = run_tool("triplet-build", "--merge " + out + " --quiet");
-    ASSERT_EQ(merged.exit_code, 0) << merged.err;
     EXPECT_EQ(digest_dir(out), *single_) << "killed after " << delay_ms << " ms";
   }
   // At least one kill hit a running build (the first one, in practice: 40 ms
@@ -168,6 +216,30 @@ TEST_F(BuildParts, MpiRanksEqualTheSingleProcessBuild) {
   }
 }
 
+// A rank that fails stops the others at once instead of after their parts:
+// rank 0 has far more work than the moment rank 1 needs to fail.
+TEST_F(BuildParts, MpiFailedRankStopsTheOthersEarly) {
+  const ScratchDir scratch("emt-mpi-early");
+  const fs::path dir = scratch.path();
+  phantom::PhantomOptions o;
+  o.depth = 12;
+  o.height = o.width = 768;
+  o.seed = 3;
+  phantom::write_phantom(phantom::Phantom(o), dir / "big.h5", phantom::OutputFormat::kHdf5, 8, "");
+  const std::string spec = write_spec(scratch, "big.ini", "[output]\ntile_size = 64\nstride = 8\nshard_size = 64\n[source.big]\npath = " + (dir / "big.h5").string() + "\n");
+  const fs::path out = dir / "out";
+  fs::create_directories(out / "parts");
+  std::ofstream(out / "parts" / "part-0001-of-0002") << "in the way";
+  const auto r = mpirun(2, "--config " + spec + " --out " + out.string() + " --quiet --threads 1");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  const auto lines = tool_lines(r.err);
+  ASSERT_EQ(lines.size(), 1u) << r.err;
+  EXPECT_NE(lines[0].find("rank 1 of 2 (1 other rank stopped early, resumable): cannot create output directory"), std::string::npos) << lines[0];
+  // Rank 0 did not build to the end of its part (seconds of tiling, against
+  // the fraction of a second rank 1 takes to fail).
+  EXPECT_FALSE(fs::exists(out / "parts" / "part-0000-of-0002" / "manifest.json"));
+}
+
 TEST_F(BuildParts, MpiFailedRankFailsTheRunAndLeavesNothingComplete) {
   const fs::path out = *dir_ / "mpi-failed";
   // Rank 1 cannot create its part directory: a file is in the way.
@@ -178,13 +250,12 @@ TEST_F(BuildParts, MpiFailedRankFailsTheRunAndLeavesNothingComplete) {
   EXPECT_EQ(r.exit_code, 1) << r.err;
   const auto lines = tool_lines(r.err);
   ASSERT_EQ(lines.size(), 1u) << r.err;  // rank 0 reports rank 1's error, once
-  EXPECT_EQ(lines[0].rfind("triplet-build: error: rank 1 of 3: ", 0), 0u) << lines[0];
+  // The others stopped when rank 1 failed, or had finished by then.
+  EXPECT_TRUE(lines[0].rfind("triplet-build: error: rank 1 of 3: ", 0) == 0 ||
+              lines[0].rfind("triplet-build: error: rank 1 of 3 (", 0) == 0) << lines[0];
   EXPECT_NE(lines[0].find("part-0001-of-0003"), std::string::npos) << lines[0];
   EXPECT_FALSE(has_shards(out));  // no manifest.json, no shard: nothing merged
-  // The other ranks' parts are finished and kept; once the obstacle is gone a
-  // rerun gives the single-process bytes.
-  EXPECT_TRUE(fs::exists(out / "parts" / "part-0000-of-0003" / "manifest.json"));
-  EXPECT_TRUE(fs::exists(out / "parts" / "part-0002-of-0003" / "manifest.json"));
+  // Once the obstacle is gone a rerun gives the single-process bytes.
   fs::remove(out / "parts" / "part-0001-of-0003");
   const auto again = mpirun(3, args + " --resume");
   ASSERT_EQ(again.exit_code, 0) << again.err;

@@ -74,6 +74,19 @@ void check_output_directory(const fs::path& dir, bool force) {
 }
 
 OutputLock::OutputLock(const fs::path& target) {
+  if (!acquire(target)) {
+    throw Error(ErrorKind::kIo, "output is in use by another running process (its lock is held); wait for it or choose another output",
+                target.string());
+  }
+}
+
+std::unique_ptr<OutputLock> OutputLock::try_lock(const fs::path& target) {
+  std::unique_ptr<OutputLock> lock(new OutputLock());
+  if (!lock->acquire(target)) return nullptr;
+  return lock;
+}
+
+bool OutputLock::acquire(const fs::path& target) {
   std::error_code ec;
   const bool dir = fs::is_directory(target, ec);
   for (int attempt = 0; attempt < 3; ++attempt) {
@@ -93,17 +106,14 @@ OutputLock::OutputLock(const fs::path& target) {
       ::close(fd_);
       fd_ = -1;
       lock_file_.clear();
-      if (err == EWOULDBLOCK) {
-        throw Error(ErrorKind::kIo, "output is in use by another running process (its lock is held); wait for it or choose another output",
-                    target.string());
-      }
+      if (err == EWOULDBLOCK) return false;
       throw Error(ErrorKind::kIo, std::string("cannot lock the output: ") + std::strerror(err), target.string());
     }
-    if (dir) return;
+    if (dir) return true;
     // A lock file unlinked by its previous holder between our open and flock
     // would lock nothing: make sure the path still names the inode we hold.
     struct stat held {}, now {};
-    if (::fstat(fd_, &held) == 0 && ::stat(lock_file_.c_str(), &now) == 0 && held.st_ino == now.st_ino && held.st_dev == now.st_dev) return;
+    if (::fstat(fd_, &held) == 0 && ::stat(lock_file_.c_str(), &now) == 0 && held.st_ino == now.st_ino && held.st_dev == now.st_dev) return true;
     ::close(fd_);
     fd_ = -1;
   }

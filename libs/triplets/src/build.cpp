@@ -37,6 +37,15 @@ using nlohmann::json;
 
 std::string part_dir_name(int part, int parts) { return fmt::format("parts/part-{:04d}-of-{:04d}", part, parts); }
 
+BuildSummary summary_of(const Manifest& m) {
+  BuildSummary summary;
+  summary.candidates = m.candidates.value_or(0);
+  summary.triplets = m.accepted;
+  summary.shards = static_cast<std::int64_t>(m.shards.size());
+  summary.rejected = m.rejected.value_or(std::map<std::string, std::int64_t>{});
+  return summary;
+}
+
 json BuildSummary::to_json() const {
   return json{{"candidates", candidates}, {"triplets", triplets}, {"shards", shards}, {"rejected", rejected},
               {"seconds", seconds}, {"megabytes_read", megabytes_read},
@@ -65,6 +74,11 @@ class Builder {
     refuse_output_overlapping_inputs(state_.dir(), inputs, "--out");
     try {
       state_.open();
+      if (state_.finished()) {
+        BuildSummary done = summary_of(read_manifest(state_.dir().string()));
+        done.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        return done;
+      }
       progress_ = state_.start();
       finished_ = progress_.shards;
       builder::AnalysisOptions ao;
@@ -295,6 +309,15 @@ class Builder {
 
 BuildSummary run_build(const BuildSpec& spec, const BuildOptions& options) {
   validate(spec, "");
+  const fs::path out(options.out_dir);
+  std::error_code ec;
+  if (options.parts > 1 && fs::exists(out / kManifestFile, ec) && !fs::exists(out / "parts", ec)) {
+    // Its parts were merged (by the last to finish): a part rerun, as a
+    // requeued array task does, has nothing to add.
+    if (options.resume) return merge_parts(options.out_dir, options.quiet);  // merged already: its summary
+    throw Error(ErrorKind::kInvalidArgument,
+                "holds a build merged from its parts; a part only adds to a build in progress (--resume: nothing to do)", options.out_dir);
+  }
   return Builder(spec, options).run();
 }
 

@@ -21,10 +21,12 @@ using nlohmann::json;
 
 namespace {
 
-/// The parts under OUT/parts, checked complete and from one spec; index = part.
-std::vector<Manifest> read_parts(const fs::path& out) {
+/// N of the parts OUT/parts holds (part-I-of-N); nullopt when none. Throws
+/// kInvalidData for parts of different splits.
+std::optional<int> split_of(const fs::path& out) {
   const fs::path root = out / "parts";
-  if (!fs::is_directory(root)) throw Error(ErrorKind::kNotFound, "no parts to merge (run triplet-build --part I/N first)", root.string());
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) return std::nullopt;
   const std::regex name("part-(\\d{4})-of-(\\d{4})");
   int parts = -1;
   for (const auto& e : fs::directory_iterator(root)) {
@@ -37,7 +39,15 @@ std::vector<Manifest> read_parts(const fs::path& out) {
     }
     parts = count;
   }
-  if (parts < 1) throw Error(ErrorKind::kNotFound, "no parts to merge (run triplet-build --part I/N first)", root.string());
+  if (parts < 1) return std::nullopt;
+  return parts;
+}
+
+/// The parts under OUT/parts, checked complete and from one spec; index = part.
+std::vector<Manifest> read_parts(const fs::path& out) {
+  const std::optional<int> split = split_of(out);
+  if (!split) throw Error(ErrorKind::kNotFound, "no parts to merge (run triplet-build --part I/N first)", (out / "parts").string());
+  const int parts = *split;
   std::vector<Manifest> manifests;
   for (int i = 0; i < parts; ++i) {
     const fs::path dir = out / part_dir_name(i, parts);
@@ -58,9 +68,11 @@ std::vector<Manifest> read_parts(const fs::path& out) {
 
 }  // namespace
 
-BuildSummary merge_parts(const std::string& out_dir, bool quiet) {
+namespace {
+
+/// merge_parts once OUT's lock is held.
+BuildSummary merge_locked(const std::string& out_dir, bool quiet) {
   const fs::path out(out_dir);
-  OutputLock lock(out);  // no build or other merge into OUT meanwhile
   const std::vector<Manifest> parts = read_parts(out);
   if (fs::exists(out / kManifestFile)) throw Error(ErrorKind::kInvalidArgument, "already holds a finished build", out_dir);
   const int parts_n = static_cast<int>(parts.size());
@@ -140,6 +152,45 @@ BuildSummary merge_parts(const std::string& out_dir, bool quiet) {
   std::error_code ec;
   fs::remove_all(out / "parts", ec);  // only our own parts live there
   return summary;
+}
+
+/// True when every part of the split OUT/parts holds has its manifest.
+bool all_parts_finished(const fs::path& out) {
+  std::optional<int> parts;
+  try {
+    parts = split_of(out);
+  } catch (const Error&) {
+    return false;  // mixed splits: --merge says what is wrong
+  }
+  if (!parts) return false;
+  std::error_code ec;
+  for (int i = 0; i < *parts; ++i) {
+    if (!fs::exists(out / part_dir_name(i, *parts) / kManifestFile, ec)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+BuildSummary merge_parts(const std::string& out_dir, bool quiet) {
+  const OutputLock lock(out_dir);  // no build or other merge into OUT meanwhile
+  const fs::path out(out_dir);
+  if (!split_of(out) && fs::exists(out / kManifestFile)) {
+    // Merged already (by the last part to finish): a job that merges after
+    // the array, as scripts written for --merge do, finds its work done.
+    return summary_of(read_manifest(out_dir));
+  }
+  return merge_locked(out_dir, quiet);
+}
+
+std::optional<BuildSummary> merge_parts_if_complete(const std::string& out_dir, bool quiet) {
+  const fs::path out(out_dir);
+  if (!all_parts_finished(out) || fs::exists(out / kManifestFile)) return std::nullopt;
+  const auto lock = OutputLock::try_lock(out);
+  if (!lock) return std::nullopt;  // another part, finishing at the same time, merges
+  // It may have merged between the look above and the lock.
+  if (!all_parts_finished(out) || fs::exists(out / kManifestFile)) return std::nullopt;
+  return merge_locked(out_dir, quiet);
 }
 
 }  // namespace emt::triplets

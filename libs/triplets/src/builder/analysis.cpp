@@ -116,6 +116,8 @@ void analyse_slices(std::vector<Source>& sources, const BuildSpec& spec, const A
             });
           });
           if (first_error) throw *first_error;
+          // Interrupted mid-chunk: the slices not read are not bad, just not read.
+          if (interrupt_requested()) throw Error(ErrorKind::kAborted, "interrupted before any shard was written", opt.where);
           std::vector<std::int64_t> pairs;  // lower slices of the pairs whose upper slice is new here
           for (std::size_t i = 0; i < n; ++i) {
             const std::int64_t z = list[c0 + i];

@@ -64,6 +64,10 @@ void BuildState::open() {
       throw Error(ErrorKind::kInvalidArgument, "directory holds shard files of unknown origin; use --force to replace them", dir_.string());
     }
   }
+  if (resume_ && !force_ && has_manifest && !has_state) {
+    finished_ = true;  // of this spec (checked above): kept as it is
+    return;
+  }
   if (resume_ && has_state && !force_) {
     try {
       const json state = json::parse(read_file(dir_ / kStateFile));

@@ -40,6 +40,9 @@ class BuildState {
 
   [[nodiscard]] const std::filesystem::path& dir() const noexcept { return dir_; }
   [[nodiscard]] const std::string& spec_hash() const noexcept { return spec_hash_; }
+  /// open() found this spec's build finished and was asked to --resume:
+  /// nothing to do (a requeued job, a rerun script).
+  [[nodiscard]] bool finished() const noexcept { return finished_; }
   /// The progress loaded by open() (zero for a fresh build).
   [[nodiscard]] const ResumePoint& start() const noexcept { return start_; }
 
@@ -61,7 +64,7 @@ class BuildState {
   std::string spec_hash_;
   bool force_, resume_;
   ResumePoint start_;
-  bool resumed_ = false, created_partial_ = false, created_dir_ = false;
+  bool resumed_ = false, created_partial_ = false, created_dir_ = false, finished_ = false;
   std::unique_ptr<OutputLock> lock_;  // held for the whole run: a second build on dir_ fails at once
   std::vector<std::filesystem::path> written_;
 };

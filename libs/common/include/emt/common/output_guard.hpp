@@ -12,6 +12,7 @@
 //    second run on the same output fails at once with one line instead of
 //    the two interleaving their files.
 #include <filesystem>
+#include <memory>
 #include <functional>
 #include <string>
 #include <vector>
@@ -41,8 +42,13 @@ class OutputLock {
   ~OutputLock();
   OutputLock(const OutputLock&) = delete;
   OutputLock& operator=(const OutputLock&) = delete;
+  /// The lock, or nullptr when another process holds it (other failures throw).
+  [[nodiscard]] static std::unique_ptr<OutputLock> try_lock(const std::filesystem::path& target);
 
  private:
+  OutputLock() = default;
+  /// False when another process holds the lock.
+  bool acquire(const std::filesystem::path& target);
   int fd_ = -1;
   std::filesystem::path lock_file_;  // empty when the directory itself is locked
 };

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -50,17 +51,27 @@ struct BuildSummary {
   [[nodiscard]] nlohmann::json to_json() const;
 };
 
+/// The totals a finished build's manifest records.
+[[nodiscard]] BuildSummary summary_of(const Manifest& manifest);
+
 /// Runs the whole build. Throws emt::Error: kAborted when interrupted (finished
 /// shards kept, --resume continues), other kinds for bad input (outputs of this
-/// run removed).
+/// run removed). --resume of a finished build (or of a part whose OUT is
+/// merged) changes nothing and returns its summary.
 [[nodiscard]] BuildSummary run_build(const BuildSpec& spec, const BuildOptions& options);
 
 /// Assembles OUT from its complete parts (OUT/parts/part-*-of-N/, every I in
 /// [0, N)): shards repacked in order, rejected.csv concatenated, manifest.json
 /// written, parts/ removed. The result equals a single-process build of the
-/// same spec byte for byte. Throws kNotFound naming a missing or unfinished
+/// same spec byte for byte. OUT merged already (no parts/, a manifest): its
+/// summary, nothing written. Throws kNotFound naming a missing or unfinished
 /// part, kInvalidData when parts come from different specs.
 [[nodiscard]] BuildSummary merge_parts(const std::string& out_dir, bool quiet = false);
+/// What the last part of a job array to finish calls: merge_parts when every
+/// part is finished and OUT is not merged yet; nullopt (nothing done) when a
+/// part is unfinished, OUT is already merged, or another process holds OUT's
+/// lock (a part finishing at the same moment, which merges instead).
+[[nodiscard]] std::optional<BuildSummary> merge_parts_if_complete(const std::string& out_dir, bool quiet = false);
 /// "parts/part-IIII-of-NNNN", relative to the output directory.
 [[nodiscard]] std::string part_dir_name(int part, int parts);
 
