@@ -1,11 +1,16 @@
 #include "mpi_launch.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <new>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "emt/common/error.hpp"
+#include "emt/common/interrupt.hpp"
 
 #ifdef EMT_HAVE_MPI
 #include <mpi.h>
@@ -100,13 +105,60 @@ int MpiLaunch::together(const std::function<void()>& work) const {
     return 0;
   }
 #ifdef EMT_HAVE_MPI
-  const Outcome mine = run(work);
-  // The lowest failed rank (size_ when none) and how many failed. Every rank
-  // reaches these reductions whatever its work did, so none waits forever.
-  const int mine_rank = mine.failed ? rank_ : size_, mine_failed = mine.failed ? 1 : 0;
-  int first = size_, failed = 0;
+  // The work runs on a thread of its own while this thread, the only one
+  // that calls MPI, listens: a rank whose work fails tells every other rank
+  // at once, and they stop as on SIGTERM (request_stop), keeping what they
+  // finished for --resume, instead of building to the end of their parts.
+  constexpr int kStopTag = 7301;
+  Outcome mine;
+  std::atomic<bool> done{false};
+  std::thread worker([&] {
+    mine = run(work);
+    done = true;
+  });
+  int stops_received = 0;
+  auto receive_stop = [&](int source) {
+    int unused = 0;
+    MPI_Recv(&unused, 1, MPI_INT, source, kStopTag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    ++stops_received;
+  };
+  while (!done) {
+    int arrived = 0;
+    MPI_Status status;
+    MPI_Iprobe(MPI_ANY_SOURCE, kStopTag, MPI_COMM_WORLD, &arrived, &status);
+    if (arrived) {
+      receive_stop(status.MPI_SOURCE);
+      request_stop();
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  worker.join();
+  // A failure of its own (not a stop: a signal, or another rank's failure) is told.
+  const bool tells = mine.failed && mine.kind != ErrorKind::kAborted;
+  const int signal_word = 1;
+  std::vector<MPI_Request> sends;
+  if (tells) {
+    for (int r = 0; r < size_; ++r) {
+      if (r == rank_) continue;
+      sends.emplace_back();
+      MPI_Isend(&signal_word, 1, MPI_INT, r, kStopTag, MPI_COMM_WORLD, &sends.back());
+    }
+  }
+  // The lowest rank with an error of its own, else the lowest failed rank
+  // (size_ when none), and how many failed. Every rank reaches these
+  // reductions whatever its work did, so none waits forever.
+  const int mine_told = tells ? rank_ : size_, mine_rank = mine.failed ? rank_ : size_, mine_failed = mine.failed ? 1 : 0;
+  const int mine_tellers = tells ? 1 : 0;
+  int first_told = size_, first = size_, failed = 0, tellers = 0;
+  MPI_Allreduce(&mine_told, &first_told, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
   MPI_Allreduce(&mine_rank, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
   MPI_Allreduce(&mine_failed, &failed, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+  MPI_Allreduce(&mine_tellers, &tellers, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+  // Every stop sent is received before the next collective step (or MPI_Finalize).
+  while (stops_received < tellers - (tells ? 1 : 0)) receive_stop(MPI_ANY_SOURCE);
+  if (!sends.empty()) MPI_Waitall(static_cast<int>(sends.size()), sends.data(), MPI_STATUSES_IGNORE);
+  if (first_told < size_) first = first_told;
   if (first == size_) return 0;
   // The failed rank's error, as kind, message and where, to every rank.
   std::string packed;
@@ -118,12 +170,16 @@ int MpiLaunch::together(const std::function<void()>& work) const {
   const auto kind = static_cast<ErrorKind>(packed.at(0));
   if (rank_ != 0) return exit_code_for(kind);
   const std::size_t nul = packed.find('\0');
-  const int others = failed - 1;
+  // Ranks stopped because of another's failure are not failures of their own.
+  const int stopped = first_told < size_ ? failed - tellers : 0, others = failed - 1 - stopped;
+  auto ranks = [](int n) { return std::to_string(n) + " other rank" + (n > 1 ? "s" : ""); };
   std::string prefix = "rank " + std::to_string(first) + " of " + std::to_string(size_);
-  if (failed == size_ && size_ > 1) {
+  if (failed == size_ && stopped == 0 && size_ > 1) {
     prefix += " (all ranks failed)";
-  } else if (others > 0) {
-    prefix += " (and " + std::to_string(others) + " other rank" + (others > 1 ? "s" : "") + ")";
+  } else if (others > 0 || stopped > 0) {
+    std::string notes = others > 0 ? "and " + ranks(others) : "";
+    if (stopped > 0) notes += (notes.empty() ? "" : "; ") + ranks(stopped) + " stopped early, resumable";
+    prefix += " (" + notes + ")";
   }
   throw Error(kind, prefix + ": " + packed.substr(1, nul - 1), packed.substr(nul + 1));
 #else

@@ -8,6 +8,9 @@
 // MPI_Allreduce tells every rank whether all succeeded. A failed rank
 // therefore never leaves the others waiting in a collective (no MPI_Abort, no
 // hang), and the run exits non-zero on every rank with the failed rank's error.
+// A rank that fails also tells the others at once (a point-to-point message
+// the listening main thread receives while the work runs on another), and
+// they stop early, as on SIGTERM, keeping their finished shards for --resume.
 #include <functional>
 #include <string>
 
@@ -28,7 +31,7 @@ class MpiLaunch {
 
   /// Runs `work` on this rank, then every rank learns the outcome of all.
   /// Returns 0 when every rank succeeded. Otherwise rank 0 throws the error of
-  /// the lowest failed rank as emt::Error with "rank R of N: " in front (its
+  /// the lowest rank that failed of its own accord (else the lowest failed rank) as emt::Error with "rank R of N: " in front (its
   /// kind, so its exit code), and the other ranks return that exit code without
   /// printing: the run reports one line, not one per rank. Not active: runs
   /// `work` and lets its exceptions through. Throws a usage error when an MPI

@@ -21,6 +21,7 @@
 #include "emt/common/output_guard.hpp"
 #include "emt/phantom/phantom.hpp"
 #include "emt/triplets/shard.hpp"
+#include "emt/triplets/shard_directory.hpp"
 
 namespace emt::test {
 namespace fs = std::filesystem;
@@ -194,20 +195,6 @@ TEST_F(BuildParts, KilledPartResumesToTheSameBytes) {
 }
 
 #ifdef EMT_TEST_MPIEXEC
-/// `mpirun -n N triplet-build ARGS` as CI can run it: as root, more ranks than
-/// cores, shared memory between ranks on one machine only (no network probing,
-/// no single-copy mechanism: containers often forbid the ptrace it needs). In
-/// the sanitizer pass, OpenMPI's own leaks are suppressed (openmpi.lsan.supp
-/// says which and why); every other finding still fails the test.
-RunResult mpirun(int ranks, const std::string& args) {
-  std::ostringstream cmd;
-  cmd << "LSAN_OPTIONS=suppressions=" << EMT_SOURCE_DIR << "/tests/triplets/openmpi.lsan.supp";
-  if (const char* asan = std::getenv("ASAN_OPTIONS")) cmd << " ASAN_OPTIONS=" << asan << ":fast_unwind_on_malloc=0";
-  cmd << " " << EMT_TEST_MPIEXEC << " --allow-run-as-root --oversubscribe --mca btl self,vader --mca btl_vader_single_copy_mechanism none -n "
-      << ranks << " " << tool_path("triplet-build") << " " << args;
-  return run_command(cmd.str());
-}
-
 /// The lines triplet-build printed (mpirun adds its own banner when a rank fails).
 std::vector<std::string> tool_lines(const std::string& err) {
   std::vector<std::string> lines;
@@ -229,6 +216,30 @@ TEST_F(BuildParts, MpiRanksEqualTheSingleProcessBuild) {
   }
 }
 
+// A rank that fails stops the others at once instead of after their parts:
+// rank 0 has far more work than the moment rank 1 needs to fail.
+TEST_F(BuildParts, MpiFailedRankStopsTheOthersEarly) {
+  const ScratchDir scratch("emt-mpi-early");
+  const fs::path dir = scratch.path();
+  phantom::PhantomOptions o;
+  o.depth = 12;
+  o.height = o.width = 768;
+  o.seed = 3;
+  phantom::write_phantom(phantom::Phantom(o), dir / "big.h5", phantom::OutputFormat::kHdf5, 8, "");
+  const std::string spec = write_spec(scratch, "big.ini", "[output]\ntile_size = 64\nstride = 8\nshard_size = 64\n[source.big]\npath = " + (dir / "big.h5").string() + "\n");
+  const fs::path out = dir / "out";
+  fs::create_directories(out / "parts");
+  std::ofstream(out / "parts" / "part-0001-of-0002") << "in the way";
+  const auto r = mpirun(2, "--config " + spec + " --out " + out.string() + " --quiet --threads 1");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  const auto lines = tool_lines(r.err);
+  ASSERT_EQ(lines.size(), 1u) << r.err;
+  EXPECT_NE(lines[0].find("rank 1 of 2 (1 other rank stopped early, resumable): cannot create output directory"), std::string::npos) << lines[0];
+  // Rank 0 did not build to the end of its part (seconds of tiling, against
+  // the fraction of a second rank 1 takes to fail).
+  EXPECT_FALSE(fs::exists(out / "parts" / "part-0000-of-0002" / "manifest.json"));
+}
+
 TEST_F(BuildParts, MpiFailedRankFailsTheRunAndLeavesNothingComplete) {
   const fs::path out = *dir_ / "mpi-failed";
   // Rank 1 cannot create its part directory: a file is in the way.
@@ -239,13 +250,12 @@ TEST_F(BuildParts, MpiFailedRankFailsTheRunAndLeavesNothingComplete) {
   EXPECT_EQ(r.exit_code, 1) << r.err;
   const auto lines = tool_lines(r.err);
   ASSERT_EQ(lines.size(), 1u) << r.err;  // rank 0 reports rank 1's error, once
-  EXPECT_EQ(lines[0].rfind("triplet-build: error: rank 1 of 3: ", 0), 0u) << lines[0];
+  // The others stopped when rank 1 failed, or had finished by then.
+  EXPECT_TRUE(lines[0].rfind("triplet-build: error: rank 1 of 3: ", 0) == 0 ||
+              lines[0].rfind("triplet-build: error: rank 1 of 3 (", 0) == 0) << lines[0];
   EXPECT_NE(lines[0].find("part-0001-of-0003"), std::string::npos) << lines[0];
   EXPECT_FALSE(has_shards(out));  // no manifest.json, no shard: nothing merged
-  // The other ranks' parts are finished and kept; once the obstacle is gone a
-  // rerun gives the single-process bytes.
-  EXPECT_TRUE(fs::exists(out / "parts" / "part-0000-of-0003" / "manifest.json"));
-  EXPECT_TRUE(fs::exists(out / "parts" / "part-0002-of-0003" / "manifest.json"));
+  // Once the obstacle is gone a rerun gives the single-process bytes.
   fs::remove(out / "parts" / "part-0001-of-0003");
   const auto again = mpirun(3, args + " --resume");
   ASSERT_EQ(again.exit_code, 0) << again.err;

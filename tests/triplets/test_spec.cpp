@@ -34,6 +34,20 @@ path = stack/
   EXPECT_EQ(s.sources[1].path, "stack/");
 }
 
+TEST(Spec, LateralBlockIsZeroOrAtLeastTwoTiles) {
+  EXPECT_EQ(parse_spec("", "x.ini").lateral_block, 8192);
+  EXPECT_EQ(parse_spec("[output]\nlateral_block = 0\n", "x.ini").lateral_block, 0);
+  EXPECT_EQ(parse_spec("[output]\ntile_size = 64\nlateral_block = 128\n", "x.ini").lateral_block, 128);
+  for (const char* bad : {"[output]\ntile_size = 64\nlateral_block = 127\n", "[output]\nlateral_block = -1\n", "[output]\nlateral_block = 1000\n"}) {
+    try {
+      (void)parse_spec(bad, "x.ini");
+      ADD_FAILURE() << bad;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("output.lateral_block"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(Spec, UnknownKeysAndBadValuesAreErrorsNamingTheFile) {
   EXPECT_THROW((void)parse_spec("[filters]\nmin_nc = 0.3\n", "x.ini"), Error);
   EXPECT_THROW((void)parse_spec("[output]\ntile_size = big\n", "x.ini"), Error);

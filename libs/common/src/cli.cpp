@@ -117,7 +117,7 @@ int run_tool(const std::string& tool, const std::string& summary, const std::str
   // After a signal the exit code is 128 + its number (130 SIGINT, 143
   // SIGTERM), never 0, even when the work finished as the signal arrived.
   auto signalled = [&](int code) {
-    if (!interrupt_requested()) return code;
+    if (interrupt_signal() == 0) return code;  // request_stop(): the error reported says why
     if (code == 0) std::fprintf(stderr, "%s: error: interrupted by signal %d\n", tool.c_str(), interrupt_signal());
     return 128 + interrupt_signal();
   };

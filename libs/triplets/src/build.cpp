@@ -142,13 +142,15 @@ class Builder {
     const std::size_t threads = static_cast<std::size_t>(std::max(1, tbb::this_task_arena::max_concurrency()));
     const std::size_t tokens = 3 * threads;
     // Triplets are processed in order, so the tokens in flight need at most
-    // tokens + 2 x step slices of a source (more across a source boundary:
-    // the cache only re-reads then, it never changes a byte). At 8192^2 px a
-    // slice is 64 MiB: sizing by what is in flight, not 3 x tokens + 4,
-    // keeps the peak (docs/benchmarks.md) from growing with the thread count.
+    // tokens + 2 x step block regions of a source (more across a source or
+    // block boundary: the cache only re-reads then, it never changes a byte).
+    // At 8192^2 px a region is 64 MiB: sizing by what is in flight, not
+    // 3 x tokens + 4, keeps the peak (docs/benchmarks.md) from growing with
+    // the thread count; lateral blocks keep it from growing with the section.
     int max_step = 1;
     for (const builder::Source& s : plan_.sources) max_step = std::max(max_step, s.spec.step);
-    builder::SliceCache cache(plan_.sources, std::min(3 * tokens, tokens + 2 * static_cast<std::size_t>(max_step)) + 1);
+    builder::SliceCache cache(plan_.sources, std::min(3 * tokens, tokens + 2 * static_cast<std::size_t>(max_step)) + 1,
+                              spec_.align.search_radius);
     const fs::path partial = state_.dir() / builder::kRejectedPartial;
     std::ofstream rejected(partial, std::ios::binary | std::ios::app);
     if (!rejected) throw Error(ErrorKind::kIo, "cannot append to " + std::string(builder::kRejectedPartial), state_.dir().string());

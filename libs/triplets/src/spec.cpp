@@ -40,6 +40,7 @@ BuildSpec parse_spec(const std::string& text, const std::string& origin) {
       ("output.stride", po::value(&spec.stride)->default_value(spec.stride))
       ("output.shard_size", po::value(&spec.shard_size)->default_value(spec.shard_size))
       ("output.compress", po::value(&spec.compress)->default_value(spec.compress))
+      ("output.lateral_block", po::value(&spec.lateral_block)->default_value(spec.lateral_block))
       ("align.search_radius", po::value(&a.search_radius)->default_value(a.search_radius))
       ("align.coarse_factor", po::value(&a.coarse_factor)->default_value(a.coarse_factor))
       ("align.fine_window", po::value(&a.fine_window)->default_value(a.fine_window))
@@ -153,6 +154,10 @@ void validate(const BuildSpec& spec, const std::string& origin) {
   check(spec.tile_size >= 16, "output.tile_size must be >= 16");
   check(spec.stride >= 1, "output.stride must be >= 1");
   check(spec.shard_size >= 1, "output.shard_size must be >= 1");
+  // Blocks are between B/2 and B px (plan.hpp: lateral_blocks): from 2 T on, each holds a tile.
+  check(spec.lateral_block == 0 || (spec.lateral_block >= 2 * spec.tile_size && spec.lateral_block <= (1 << 30)),
+        fmt::format("output.lateral_block ({}) must be 0 (never cut) or at least 2 x output.tile_size ({})", spec.lateral_block,
+                    2 * static_cast<std::int64_t>(spec.tile_size)));
   check(spec.align.search_radius >= 1, "align.search_radius must be >= 1");
   check(spec.filters.flat_block >= 2 && spec.filters.flat_block <= spec.tile_size, "filters.flat_block must be in [2, tile_size]");
   check(spec.filters.defect_downsample >= 1 && spec.tile_size / spec.filters.defect_downsample >= 8,

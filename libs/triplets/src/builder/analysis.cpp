@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <mutex>
 #include <optional>
+#include <set>
 
 #include <fmt/format.h>
 #include <tbb/info.h>
@@ -22,16 +23,17 @@ bool is_data_error(const Error& e) {
 }
 
 /// Marks the pairs whose NCC is an outlier towards 1 against the stack's
-/// sample (repeated_sections): a section imaged twice or copied.
+/// sample (repeated_sections): a section imaged twice or copied. A pair's NCC
+/// is the median of its blocks' (pair_ncc).
 void find_repeated_sections(Source& s, const BuildSpec& spec, const std::function<void(const std::string&)>& warn) {
   std::vector<double> sample, series;
   std::vector<std::int64_t> pair_z;
   for (std::int64_t z : repeat_sample_pairs(s, spec.filters.repeat_sample_pairs)) {
-    if (const auto it = s.forward.find(z); it != s.forward.end()) sample.push_back(it->second.ncc);  // bad slices have no pair
+    if (const auto it = s.forward.find(z); it != s.forward.end()) sample.push_back(pair_ncc(it->second));  // bad slices have no pair
   }
-  for (const auto& [z, shift] : s.forward) {
+  for (const auto& [z, shifts] : s.forward) {
     pair_z.push_back(z);
-    series.push_back(shift.ncc);
+    series.push_back(pair_ncc(shifts));
   }
   const RepeatedSections r = repeated_sections(series, sample, spec.filters);
   for (std::size_t i = 0; i < series.size(); ++i) {
@@ -45,17 +47,26 @@ void find_repeated_sections(Source& s, const BuildSpec& spec, const std::functio
 
 }  // namespace
 
-// Slices are processed in z-order chunks: each slice is read and prepared
-// once (histogram, alignment features), pairs (z, z + step) are matched
-// from the prepared features, and only the last `step` slices' features
-// are carried to the next chunk, so memory does not grow with depth.
+// Slices are processed in windows of consecutive used slices, and each
+// window block by block (lateral blocks, plan.hpp), in z-order chunks: each
+// block region is read and prepared once (histogram, alignment features),
+// pairs (z, z + step) are matched from the prepared features, and only the
+// last `step` slices' features are carried to the next chunk, so memory
+// follows the chunk and the block, not the depth or the section. With one
+// block the window is the whole source; with several, carrying features
+// from one window to the next would hold `step` slices of every block, so a
+// window's first pairs read their lower slices again instead.
 void analyse_slices(std::vector<Source>& sources, const BuildSpec& spec, const AnalysisOptions& opt) {
   auto warn = [&](const std::string& s) {
     if (opt.warn) opt.warn(s);
   };
   std::int64_t total = 0;
-  for (const Source& s : sources) total += static_cast<std::int64_t>(s.used.size());
-  Progress progress("triplet-build: aligning", total, "slices", opt.quiet);
+  bool several = false;  // some source is cut into blocks: progress counts block regions
+  for (const Source& s : sources) {
+    total += static_cast<std::int64_t>(s.used.size() * s.blocks.size());
+    several |= s.blocks.size() > 1;
+  }
+  Progress progress("triplet-build: aligning", total, several ? "blocks" : "slices", opt.quiet);
   const std::size_t chunk = 4 * static_cast<std::size_t>(std::max(1, tbb::this_task_arena::max_concurrency()));
   std::mutex error_mutex;
   std::optional<Error> first_error;
@@ -70,48 +81,84 @@ void analyse_slices(std::vector<Source>& sources, const BuildSpec& spec, const A
   for (Source& s : sources) {
     const std::vector<std::int64_t> used(s.used.begin(), s.used.end());
     const int k = s.spec.step;
-    std::map<std::int64_t, AlignmentFeatures> available;
-    for (std::size_t c0 = 0; c0 < used.size(); c0 += chunk) {
-      const std::size_t n = std::min(chunk, used.size() - c0);
-      std::vector<std::optional<AlignmentFeatures>> features(n);
-      std::vector<std::optional<Histogram>> hist(n);
-      tbb::parallel_for(std::size_t{0}, n, [&](std::size_t i) {
-        guarded([&] {
-          const std::int64_t z = used[c0 + i];
-          try {
-            const cv::Mat slice = s.volume->read_slice(z);
-            hist[i] = histogram_of(slice, /*ignore_zero=*/true);
-            features[i] = prepare_alignment(slice, spec.align);
-          } catch (const Error& e) {
-            if (!opt.skip_bad_slices || !is_data_error(e)) throw;
+    const std::size_t blocks = s.blocks.size();
+    const std::size_t window = blocks == 1 ? std::max<std::size_t>(1, used.size()) : kSlabMiddles;
+    for (std::size_t w0 = 0; w0 < used.size(); w0 += window) {
+      const std::size_t w1 = std::min(used.size(), w0 + window);
+      // The slices read: the lower slices of pairs whose upper slice is in
+      // the window but not they (features only), then the window.
+      std::vector<std::int64_t> list;
+      for (std::size_t i = w0; i < w1; ++i) {
+        const std::int64_t lower = used[i] - k;
+        if (lower < used[w0] && s.used.count(lower) && !s.bad.count(lower)) list.push_back(lower);
+      }
+      const std::size_t before = list.size();
+      list.insert(list.end(), used.begin() + static_cast<std::ptrdiff_t>(w0), used.begin() + static_cast<std::ptrdiff_t>(w1));
+      std::map<std::int64_t, Histogram> hist;  // the window's slices, summed over blocks
+      std::set<std::int64_t> bad;              // a block unreadable: the whole slice is bad
+      for (std::size_t b = 0; b < blocks; ++b) {
+        std::map<std::int64_t, AlignmentFeatures> available;
+        for (std::size_t c0 = 0; c0 < list.size(); c0 += chunk) {
+          const std::size_t n = std::min(chunk, list.size() - c0);
+          std::vector<std::optional<AlignmentFeatures>> features(n);
+          std::vector<std::optional<Histogram>> block_hist(n);
+          tbb::parallel_for(std::size_t{0}, n, [&](std::size_t i) {
+            guarded([&] {
+              const std::int64_t z = list[c0 + i];
+              try {
+                const cv::Mat region = read_block(*s.volume, z, s.blocks[b]);
+                block_hist[i] = c0 + i >= before ? histogram_of(region, /*ignore_zero=*/true) : Histogram{};
+                features[i] = prepare_alignment(region, spec.align);
+              } catch (const Error& e) {
+                if (!opt.skip_bad_slices || !is_data_error(e)) throw;
+              }
+              if (c0 + i >= before) progress.tick();
+            });
+          });
+          if (first_error) throw *first_error;
+          // Interrupted mid-chunk: the slices not read are not bad, just not read.
+          if (interrupt_requested()) throw Error(ErrorKind::kAborted, "interrupted before any shard was written", opt.where);
+          std::vector<std::int64_t> pairs;  // lower slices of the pairs whose upper slice is new here
+          for (std::size_t i = 0; i < n; ++i) {
+            const std::int64_t z = list[c0 + i];
+            if (!features[i]) {
+              bad.insert(z);
+              continue;
+            }
+            if (c0 + i >= before) {
+              Histogram& h = hist[z];
+              for (std::size_t v = 0; v < h.size(); ++v) h[v] += (*block_hist[i])[v];
+              if (available.count(z - k)) pairs.push_back(z - k);
+            }
+            available[z] = std::move(*features[i]);
           }
-          progress.tick();
-        });
-      });
-      if (first_error) throw *first_error;
-      for (std::size_t i = 0; i < n; ++i) {
-        const std::int64_t z = used[c0 + i];
-        if (!hist[i]) {
-          s.bad.insert(z);
-          warn(fmt::format("unreadable slice skipped: {}", s.volume->location(z)));
-          continue;
+          std::vector<Shift> shifts(pairs.size());
+          tbb::parallel_for(std::size_t{0}, pairs.size(), [&](std::size_t i) {
+            guarded([&] { shifts[i] = estimate_shift(available.at(pairs[i]), available.at(pairs[i] + k), spec.align); });
+          });
+          if (first_error) throw *first_error;
+          for (std::size_t i = 0; i < pairs.size(); ++i) {
+            std::vector<Shift>& per_block = s.forward[pairs[i]];
+            per_block.resize(blocks);
+            per_block[b] = shifts[i];
+          }
+          const std::int64_t last = list[c0 + n - 1];
+          for (auto it = available.begin(); it != available.end();) it = it->first + k <= last ? available.erase(it) : std::next(it);
+          if (interrupt_requested()) throw Error(ErrorKind::kAborted, "interrupted before any shard was written", opt.where);
         }
-        s.histograms[z] = *hist[i];
-        available[z] = std::move(*features[i]);
       }
-      std::vector<std::int64_t> pairs;
-      for (const auto& [z, f] : available) {
-        if (available.count(z + k) && !s.forward.count(z)) pairs.push_back(z);
+      for (std::int64_t z : bad) {
+        s.bad.insert(z);
+        warn(fmt::format("unreadable slice skipped: {}", s.volume->location(z)));
       }
-      std::vector<Shift> shifts(pairs.size());
-      tbb::parallel_for(std::size_t{0}, pairs.size(), [&](std::size_t i) {
-        guarded([&] { shifts[i] = estimate_shift(available.at(pairs[i]), available.at(pairs[i] + k), spec.align); });
-      });
-      if (first_error) throw *first_error;
-      for (std::size_t i = 0; i < pairs.size(); ++i) s.forward[pairs[i]] = shifts[i];
-      const std::int64_t last = used[c0 + n - 1];
-      for (auto it = available.begin(); it != available.end();) it = it->first + k <= last ? available.erase(it) : std::next(it);
-      if (interrupt_requested()) throw Error(ErrorKind::kAborted, "interrupted before any shard was written", opt.where);
+      for (const auto& [z, h] : hist) {
+        if (!bad.count(z)) s.histograms[z] = h;
+      }
+      // A pair with a bad slice has shifts of only some blocks: no pair at all.
+      for (std::int64_t z : bad) {
+        s.forward.erase(z);
+        s.forward.erase(z - k);
+      }
     }
   }
   progress.finish();

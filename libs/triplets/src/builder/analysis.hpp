@@ -1,7 +1,8 @@
 #pragma once
 // triplet-build, phase 1 (private to libs/triplets): per slice a histogram
-// and the shift aligning slice z + step onto slice z; per source a reference
-// histogram from clean slices and the lookup tables matching each slice to it.
+// (the sum of its lateral blocks'), per lateral block the shift aligning
+// slice z + step onto slice z; per source a reference histogram from clean
+// slices and the lookup tables matching each slice to it.
 #include <functional>
 #include <string>
 #include <vector>
@@ -18,8 +19,11 @@ struct AnalysisOptions {
 };
 
 /// Fills each source's forward shifts, histograms, bad slices, reference and
-/// lookup tables. Reads each used slice once, in z-order chunks processed in
-/// parallel; memory does not grow with depth. Throws the first read error,
+/// lookup tables. Reads each block of each used slice once (and, when a
+/// section has several blocks, the lower slice of a window's first pairs
+/// once more), in z-order chunks processed in parallel; memory follows the
+/// block, not the depth or the section. A slice with an unreadable block is
+/// bad as a whole (--skip-bad-slices). Throws the first read error,
 /// kAborted on a signal.
 void analyse_slices(std::vector<Source>& sources, const BuildSpec& spec, const AnalysisOptions& options);
 

@@ -1,6 +1,7 @@
 #include "builder/plan.hpp"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 
 #include <fmt/format.h>
@@ -39,6 +40,7 @@ Plan plan_build(const BuildSpec& spec) {
     }
     const std::set<std::int64_t> skip(ss.skip.begin(), ss.skip.end());
     auto usable = [&](std::int64_t z) { return z >= first && z < last && !skip.count(z); };
+    s.blocks = lateral_blocks(shape.height, shape.width, spec.lateral_block);
     for (std::int64_t z = first; z < last; ++z) {
       if (usable(z - ss.step) && usable(z) && usable(z + ss.step)) {
         s.middles.push_back(z);
@@ -54,10 +56,55 @@ Plan plan_build(const BuildSpec& spec) {
     plan.sources.push_back(std::move(s));
   }
   for (std::size_t i = 0; i < plan.sources.size(); ++i) {
-    for (std::int64_t z : plan.sources[i].middles) plan.triplets.push_back({i, z});
+    const std::vector<std::int64_t>& middles = plan.sources[i].middles;
+    for (std::size_t m0 = 0; m0 < middles.size(); m0 += kSlabMiddles) {
+      const std::size_t m1 = std::min(middles.size(), m0 + kSlabMiddles);
+      for (std::size_t b = 0; b < plan.sources[i].blocks.size(); ++b) {
+        for (std::size_t m = m0; m < m1; ++m) plan.triplets.push_back({i, b, middles[m]});
+      }
+    }
   }
   for (Source& s : plan.sources) s.all_used = s.used;
   return plan;
+}
+
+std::vector<cv::Rect> lateral_blocks(std::int64_t height, std::int64_t width, int lateral_block) {
+  if (height < 1 || width < 1 || height > INT_MAX || width > INT_MAX) {
+    throw Error(ErrorKind::kInvalidData, fmt::format("section {}x{} cannot be cut into blocks", width, height));
+  }
+  const std::int64_t b = lateral_block;
+  const std::int64_t rows = b > 0 ? (height + b - 1) / b : 1, cols = b > 0 ? (width + b - 1) / b : 1;
+  std::vector<cv::Rect> blocks;
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const std::int64_t y0 = height * r / rows, y1 = height * (r + 1) / rows;
+    for (std::int64_t c = 0; c < cols; ++c) {
+      const std::int64_t x0 = width * c / cols, x1 = width * (c + 1) / cols;
+      blocks.emplace_back(static_cast<int>(x0), static_cast<int>(y0), static_cast<int>(x1 - x0), static_cast<int>(y1 - y0));
+    }
+  }
+  return blocks;
+}
+
+cv::Rect block_with_margin(const cv::Rect& block, const emio::VolumeShape& shape, int margin) {
+  const std::int64_t y0 = std::max<std::int64_t>(0, block.y - margin), x0 = std::max<std::int64_t>(0, block.x - margin);
+  const std::int64_t y1 = std::min<std::int64_t>(shape.height, static_cast<std::int64_t>(block.y) + block.height + margin);
+  const std::int64_t x1 = std::min<std::int64_t>(shape.width, static_cast<std::int64_t>(block.x) + block.width + margin);
+  return {static_cast<int>(x0), static_cast<int>(y0), static_cast<int>(x1 - x0), static_cast<int>(y1 - y0)};
+}
+
+cv::Mat read_block(const emio::SliceSource& volume, std::int64_t z, const cv::Rect& region) {
+  const auto shape = volume.shape();
+  if (region.x == 0 && region.y == 0 && region.width == shape.width && region.height == shape.height) return volume.read_slice(z);
+  return volume.read_region(z, region);
+}
+
+double pair_ncc(const std::vector<Shift>& blocks) {
+  CV_Assert(!blocks.empty());
+  std::vector<double> v;
+  for (const Shift& s : blocks) v.push_back(s.ncc);
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 void restrict_to_part(Plan& plan, const BuildSpec& spec, int part, int parts, bool skip_bad_slices) {
@@ -130,6 +177,10 @@ std::string resolved_spec_text(const BuildSpec& spec, const std::vector<Source>&
     const auto shape = s.volume->shape();
     t += fmt::format("[resolved.source.{}]\npath = {}\nkind = {}\nshape = {}x{}x{}\nstep = {}\n", s.spec.id, s.spec.path,
                      emio::to_string(s.volume->kind()), shape.depth, shape.height, shape.width, s.spec.step);
+    if (s.blocks.size() > 1) {  // absent for one block: the text of unblocked builds is unchanged
+      const auto cols = std::count_if(s.blocks.begin(), s.blocks.end(), [](const cv::Rect& b) { return b.y == 0; });
+      t += fmt::format("lateral_blocks = {}x{}\n", static_cast<std::int64_t>(s.blocks.size()) / cols, cols);
+    }
     if (!s.reference.used.empty()) {
       // Reference histogram as parts per million, so inference can match to it.
       double total = 0;

@@ -20,10 +20,11 @@ namespace emt::triplets::builder {
 struct Source {
   SourceSpec spec;
   std::unique_ptr<emio::SliceSource> volume;
+  std::vector<cv::Rect> blocks;                 ///< lateral blocks of its sections (lateral_blocks), row-major
   std::vector<std::int64_t> middles;            ///< middle slices of its triplets, ascending
   std::set<std::int64_t> used;                  ///< every slice some triplet (of this part) uses
   std::set<std::int64_t> all_used;              ///< every slice some triplet of the whole build uses
-  std::map<std::int64_t, Shift> forward;        ///< shift aligning z + step onto z
+  std::map<std::int64_t, std::vector<Shift>> forward;  ///< per block, the shift aligning z + step onto z
   std::map<std::int64_t, Histogram> histograms; ///< per used slice (zero ignored)
   std::set<std::int64_t> bad;                   ///< unreadable slices (--skip-bad-slices)
   ReferenceHistogram reference;
@@ -31,23 +32,53 @@ struct Source {
   std::map<std::int64_t, double> repeated;      ///< pairs (z, z + step) the repeated-section filter fires on: robust z
 };
 
+/// One unit of phase 2: the triplet around middle slice z, in one lateral block.
 struct TripletRef {
   std::size_t source;
+  std::size_t block;
   std::int64_t z;
 };
 
+/// Middles per slab: the triplet order walks a slab's middles block by block
+/// (plan_build), so a block's regions (and the chunks under them) are read for
+/// kSlabMiddles consecutive triplets while --part shares stay z ranges.
+inline constexpr std::size_t kSlabMiddles = 64;
+
 struct Plan {
   std::vector<Source> sources;
-  std::vector<TripletRef> triplets;  ///< in (source, z) order: the order of the output
+  /// The order of the output: (source, slab of kSlabMiddles middles, block, z);
+  /// (source, z) when a source's sections are one block.
+  std::vector<TripletRef> triplets;
 };
+
+/// The lateral grid of a height x width section for lateral_block B:
+/// ceil(H / B) x ceil(W / B) blocks, row-major, whose edges split each axis
+/// as evenly as integers allow (sizes differ by at most 1 px, each between
+/// B / 2 and B). One block, the whole section, when B is 0 or the section
+/// fits in B x B. Depends on the shape and B alone.
+[[nodiscard]] std::vector<cv::Rect> lateral_blocks(std::int64_t height, std::int64_t width, int lateral_block);
+
+/// `block` grown by `margin` px on every side, clipped to the section: what
+/// phase 2 reads of a slice for that block (the outer slices of a triplet are
+/// shifted by up to the search radius).
+[[nodiscard]] cv::Rect block_with_margin(const cv::Rect& block, const emio::VolumeShape& shape, int margin);
+
+/// Reads `region` of slice z (read_slice when it is the whole slice: no crop, no copy).
+[[nodiscard]] cv::Mat read_block(const emio::SliceSource& volume, std::int64_t z, const cv::Rect& region);
+
+/// The alignment NCC of a pair from its blocks' shifts: their median (the
+/// mean of the middle two for an even count), so a few blocks of resin or
+/// padding do not decide it; the one NCC when there is one block.
+[[nodiscard]] double pair_ncc(const std::vector<Shift>& blocks);
 
 /// Opens the spec's sources and lists their triplets. Throws kInvalidArgument
 /// (no or duplicate sources, a skip entry outside the volume) or kInvalidData
 /// (a volume smaller than a tile, no triplet possible) naming the source.
 [[nodiscard]] Plan plan_build(const BuildSpec& spec);
 
-/// Keeps the triplets of part `part` of `parts` (contiguous in (source, z)
-/// order) and the slices they and the reference histograms need. Everything
+/// Keeps the triplets of part `part` of `parts` (contiguous in plan order)
+/// and the slices they and the reference histograms need (every block of
+/// them: histograms and the repeated-section statistic are per slice). Everything
 /// a part computes is what the whole build computes for those triplets, so
 /// the parts merged (merge_parts) equal the single-process output byte for byte.
 void restrict_to_part(Plan& plan, const BuildSpec& spec, int part, int parts, bool skip_bad_slices);

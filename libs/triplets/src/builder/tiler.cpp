@@ -23,8 +23,13 @@ std::vector<std::int64_t> tile_origins(std::int64_t lo, std::int64_t hi, int til
   return out;
 }
 
-cv::Mat SliceCache::get(std::size_t source, std::int64_t z) {
-  const auto key = std::make_pair(source, z);
+cv::Rect SliceCache::region(std::size_t source, std::size_t block) const {
+  const Source& s = sources_[source];
+  return block_with_margin(s.blocks[block], s.volume->shape(), margin_);
+}
+
+cv::Mat SliceCache::get(std::size_t source, std::size_t block, std::int64_t z) {
+  const Key key{source, block, z};
   {
     std::lock_guard lock(mutex_);
     for (auto it = entries_.begin(); it != entries_.end(); ++it) {
@@ -34,11 +39,11 @@ cv::Mat SliceCache::get(std::size_t source, std::int64_t z) {
       }
     }
   }
-  cv::Mat slice = sources_[source].volume->read_slice(z);  // outside the lock: reads run in parallel
+  cv::Mat image = read_block(*sources_[source].volume, z, region(source, block));  // outside the lock: reads run in parallel
   std::lock_guard lock(mutex_);
-  entries_.emplace_front(key, slice);
+  entries_.emplace_front(key, image);
   while (entries_.size() > capacity_) entries_.pop_back();
-  return slice;
+  return image;
 }
 
 TripletResult tile_triplet(const Plan& plan, const BuildSpec& spec, std::size_t index, SliceCache& cache) {
@@ -58,8 +63,8 @@ TripletResult tile_triplet(const Plan& plan, const BuildSpec& spec, std::size_t 
   std::optional<double> repeat_z;  // a pair of this triplet is a repeated section: its robust z
   if (!bad_slice) {
     // forward[z - k] aligns z onto z - k; invert it to align z - k onto z.
-    back = s.forward.at(zs[0]);
-    fwd = s.forward.at(zs[1]);
+    back = s.forward.at(zs[0]).at(ref.block);
+    fwd = s.forward.at(zs[1]).at(ref.block);
     dy[0] = static_cast<int>(-std::lround(back.dy));
     dx[0] = static_cast<int>(-std::lround(back.dx));
     dy[2] = static_cast<int>(std::lround(fwd.dy));
@@ -71,13 +76,18 @@ TripletResult tile_triplet(const Plan& plan, const BuildSpec& spec, std::size_t 
     const int r = spec.align.search_radius;
     for (int* v : {&dy[0], &dx[0], &dy[2], &dx[2]}) *v = std::clamp(*v, -r, r);
   }
-  const std::int64_t y_lo = std::max({0, dy[0], dy[2]}), y_hi = std::min<std::int64_t>({shape.height, shape.height + dy[0], shape.height + dy[2]});
-  const std::int64_t x_lo = std::max({0, dx[0], dx[2]}), x_hi = std::min<std::int64_t>({shape.width, shape.width + dx[0], shape.width + dx[2]});
+  // Tiles lie in the block where all three shifted slices have data; the
+  // outer slices' tiles may reach into the region's margin (|shift| <= r).
+  const cv::Rect block = s.blocks[ref.block], region = cache.region(ref.source, ref.block);
+  const std::int64_t y_lo = std::max({block.y, dy[0], dy[2]});
+  const std::int64_t y_hi = std::min<std::int64_t>({block.y + block.height, shape.height + dy[0], shape.height + dy[2]});
+  const std::int64_t x_lo = std::max({block.x, dx[0], dx[2]});
+  const std::int64_t x_hi = std::min<std::int64_t>({block.x + block.width, shape.width + dx[0], shape.width + dx[2]});
   const auto ys = tile_origins(y_lo, y_hi, T, spec.stride), xs = tile_origins(x_lo, x_hi, T, spec.stride);
 
   std::array<cv::Mat, 3> slices;
   if (!bad_slice) {
-    for (int i = 0; i < 3; ++i) slices[static_cast<std::size_t>(i)] = cache.get(ref.source, zs[i]);
+    for (int i = 0; i < 3; ++i) slices[static_cast<std::size_t>(i)] = cache.get(ref.source, ref.block, zs[i]);
   }
   for (auto y : ys) {
     // A dense stride makes one triplet thousands of tiles: poll per row so
@@ -100,7 +110,7 @@ TripletResult tile_triplet(const Plan& plan, const BuildSpec& spec, std::size_t 
       } else {
         std::array<cv::Mat, 3> tiles;
         for (int i = 0; i < 3; ++i) {
-          tiles[static_cast<std::size_t>(i)] = slices[static_cast<std::size_t>(i)](cv::Rect(static_cast<int>(x - dx[i]), static_cast<int>(y - dy[i]), T, T));
+          tiles[static_cast<std::size_t>(i)] = slices[static_cast<std::size_t>(i)](cv::Rect(static_cast<int>(x - dx[i] - region.x), static_cast<int>(y - dy[i] - region.y), T, T));
         }
         out.decision = evaluate_tile(tiles, spec.filters);
         // A failed alignment usually comes from a defective slice, which the

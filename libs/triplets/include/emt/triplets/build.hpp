@@ -2,12 +2,15 @@
 // triplet-build's pipeline: sources -> aligned, filtered, histogram-matched
 // triplet shards, manifest.json and rejected.csv in an output directory.
 //
-// Phases: (1) per slice, in parallel: histogram, and the shift aligning slice
-// z + step onto slice z; per source a reference histogram from clean slices.
-// (2) a TBB pipeline over triplets (z - step, z, z + step) in (source, z)
-// order: read (bounded slice cache), apply integer shifts, tile, filter,
-// match histograms (parallel stage), then append to shards in order (serial
-// stage). Output is byte-identical for any thread count, interruptible (a
+// Sections larger than output.lateral_block are cut into lateral blocks,
+// each handled like a sub-volume (docs/triplet-build.md#lateral-blocks).
+// Phases: (1) per slice and block, in parallel: histogram (summed per
+// slice), and the shift aligning slice z + step onto slice z; per source a
+// reference histogram from clean slices. (2) a TBB pipeline over triplets
+// (z - step, z, z + step) per block in (source, z) order ((source, slab,
+// block, z) with blocks): read (bounded cache of block regions), apply
+// integer shifts, tile, filter, match histograms (parallel stage), then
+// append to shards in order (serial stage). Output is byte-identical for any thread count, interruptible (a
 // state file records finished shards) and resumable.
 #include <cstdint>
 #include <functional>

@@ -28,6 +28,10 @@ struct BuildSpec {
   int tile_size = 512;
   int stride = 512;
   int shard_size = 64;        ///< triplets per shard file
+  /// Sections taller or wider than this (px) are cut into a grid of lateral
+  /// blocks, each aligned and tiled like a sub-volume, so memory follows the
+  /// block, not the section (docs/triplet-build.md#lateral-blocks). 0: never cut.
+  int lateral_block = 8192;
   bool compress = false;      ///< gzip the triplets dataset (slower reads)
   AlignOptions align;
   FilterOptions filters;
