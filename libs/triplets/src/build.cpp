@@ -67,7 +67,7 @@ class Builder {
 
   BuildSummary run() {
     const auto start = std::chrono::steady_clock::now();
-    plan_ = builder::plan_build(spec_);
+    plan_ = builder::plan_build(spec_, opt_.warn);
     builder::restrict_to_part(plan_, spec_, opt_.part, opt_.parts, opt_.skip_bad_slices);
     std::vector<fs::path> inputs;
     for (const builder::Source& s : plan_.sources) inputs.emplace_back(s.volume->path());

@@ -6,7 +6,7 @@
 namespace emt::emio {
 // Missing keys keep their defaults: a record written by an older version
 // (fewer options) still reads.
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Uint16Mapping, low_percentile, high_percentile, sample_slices)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Uint16Mapping, low_percentile, high_percentile, sample_slices, sample_side)
 }  // namespace emt::emio
 
 namespace emt::triplets {

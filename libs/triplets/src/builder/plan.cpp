@@ -11,7 +11,7 @@
 
 namespace emt::triplets::builder {
 
-Plan plan_build(const BuildSpec& spec) {
+Plan plan_build(const BuildSpec& spec, const std::function<void(const std::string&)>& warn) {
   if (spec.sources.empty()) throw Error(ErrorKind::kInvalidArgument, "no sources: give [source.ID] sections in the spec or --source PATH");
   Plan plan;
   std::set<std::string> ids;
@@ -23,6 +23,7 @@ Plan plan_build(const BuildSpec& spec) {
     so.uint16 = spec.uint16;
     so.chunk_cache_bytes = static_cast<std::size_t>(spec.cache_mb) << 20;
     so.scale = ss.scale;
+    if (warn) so.warn = warn;
     s.volume = emio::open_source(ss.path, so, ss.dataset);
     const auto shape = s.volume->shape();
     if (shape.height < spec.tile_size || shape.width < spec.tile_size) {

@@ -3,6 +3,7 @@
 // source gives, which slices they use, and the share of a job-array part.
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -74,7 +75,8 @@ struct Plan {
 /// Opens the spec's sources and lists their triplets. Throws kInvalidArgument
 /// (no or duplicate sources, a skip entry outside the volume) or kInvalidData
 /// (a volume smaller than a tile, no triplet possible) naming the source.
-[[nodiscard]] Plan plan_build(const BuildSpec& spec);
+/// `warn`: where the sources' warnings go (a chunk cache too small, ...).
+[[nodiscard]] Plan plan_build(const BuildSpec& spec, const std::function<void(const std::string&)>& warn = {});
 
 /// Keeps the triplets of part `part` of `parts` (contiguous in plan order)
 /// and the slices they and the reference histograms need (every block of
