@@ -76,14 +76,7 @@ class BuildBlocks : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new ScratchDir("emt-build-blocks");
-    phantom::PhantomOptions o;
-    o.depth = 9;
-    o.height = 300;
-    o.width = 420;
-    o.cell_size = 40;
-    o.seed = 21;
-    o.defects = {{2, phantom::DefectKind::kFold}, {5, phantom::DefectKind::kPadding}, {7, phantom::DefectKind::kBlur}};
-    phantom::write_phantom(phantom::Phantom(o), *dir_ / "v.h5", phantom::OutputFormat::kHdf5, 8, "");
+    phantom::write_phantom(phantom::Phantom(phantom_options()), *dir_ / "v.h5", phantom::OutputFormat::kHdf5, 8, "");
     spec_ = spec("blocked.ini", 160);
     const auto r = build(spec_, *dir_ / "single", "--threads 2");
     ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -92,6 +85,17 @@ class BuildBlocks : public ::testing::Test {
   static void TearDownTestSuite() {
     delete single_;
     delete dir_;
+  }
+  /// 9 x 300 x 420 with a fold, padding and blur: several 160 px blocks a section.
+  static phantom::PhantomOptions phantom_options() {
+    phantom::PhantomOptions o;
+    o.depth = 9;
+    o.height = 300;
+    o.width = 420;
+    o.cell_size = 40;
+    o.seed = 21;
+    o.defects = {{2, phantom::DefectKind::kFold}, {5, phantom::DefectKind::kPadding}, {7, phantom::DefectKind::kBlur}};
+    return o;
   }
   static std::string spec(const std::string& name, int lateral_block) {
     return write_spec(*dir_, name,
@@ -168,12 +172,7 @@ TEST_F(BuildBlocks, MergedPartsEqualTheSingleProcessBuild) {
 
 TEST_F(BuildBlocks, ASliceWithAnUnreadableBlockIsBadInEveryBlock) {
   // The same phantom as OME-Zarr chunked like the blocks; one chunk of slice 4 is truncated.
-  phantom::PhantomOptions o;
-  o.depth = 9;
-  o.height = 300;
-  o.width = 420;
-  o.cell_size = 40;
-  o.seed = 21;
+  phantom::PhantomOptions o = phantom_options();
   o.defects = {{2, phantom::DefectKind::kFold}};
   emio::ChunkedWriteOptions chunked;
   chunked.chunks = {1, 150, 140};
