@@ -4,7 +4,7 @@
 #   zarr_1x2    the same, blosc Zarr input with chunks CHUNKS (default 64x512x512), default chunk cache
 #   zarrbig_1x2 the same with a chunk cache that holds one layer of chunks (ZARR_BIG_CACHE=1)
 #   png_1x2     the same, PNG image stack input
-#   parts_2x1   two --part processes of 1 thread at once, then --merge (seconds include the merge)
+#   parts_2x1   two --part processes of 1 thread at once (the last to finish merges; seconds include it)
 #   mpi_2x1     mpirun -n 2 ... --threads 1 (rank 0 merges; seconds include start-up and merge)
 # then a summary: zarr_vs_hdf5 and png_vs_hdf5 (throughput ratios), parts_vs_threads and
 # mpi_vs_threads (hdf5_1x2 seconds / 2x1 seconds: 1.0 = distribution is free), whether the
@@ -73,7 +73,7 @@ TB=("$BIN/triplet-build" --quiet)
 for r in $(seq 1 "$ROUNDS"); do
   run "$r" hdf5_1x2 "${TB[@]}" --config "$WORK/hdf5.ini" --out "$WORK/o" --threads 2
   run "$r" parts_2x1 bash -c "$BIN/triplet-build --quiet --config $WORK/hdf5.ini --out $WORK/o --threads 1 --part 0/2 & p=\$!
-    $BIN/triplet-build --quiet --config $WORK/hdf5.ini --out $WORK/o --threads 1 --part 1/2 && wait \$p && $BIN/triplet-build --quiet --merge $WORK/o"
+    $BIN/triplet-build --quiet --config $WORK/hdf5.ini --out $WORK/o --threads 1 --part 1/2 && wait \$p"
   run "$r" mpi_2x1 "${MPIRUN[@]}" -n 2 "${TB[@]}" --config "$WORK/hdf5.ini" --out "$WORK/o" --threads 1
   run "$r" zarr_1x2 "${TB[@]}" --config "$WORK/zarr.ini" --out "$WORK/o" --threads 2
   run "$r" png_1x2 "${TB[@]}" --config "$WORK/png.ini" --out "$WORK/o" --threads 2
