@@ -61,15 +61,10 @@ TEST(LateralBlocks, MarginIsClippedToTheSection) {
   EXPECT_EQ(block_with_margin({0, 0, 420, 300}, shape, 16), cv::Rect(0, 0, 420, 300));
 }
 
-TEST(LateralBlocks, PairNccIsTheMedianOfItsBlocks) {
-  auto shifts = [](std::vector<double> nccs) {
-    std::vector<Shift> v;
-    for (double n : nccs) v.push_back(Shift{0, 0, n, false});
-    return v;
-  };
-  EXPECT_DOUBLE_EQ(pair_ncc(shifts({0.7})), 0.7);
-  EXPECT_DOUBLE_EQ(pair_ncc(shifts({0.9, 0.1, 0.5})), 0.5);
-  EXPECT_DOUBLE_EQ(pair_ncc(shifts({0.9, 0.2, 0.4, 0.6})), 0.5);
+TEST(LateralBlocks, RepeatCropIsTheCentralRegionOrTheWholeSection) {
+  EXPECT_EQ(repeat_crop(emio::VolumeShape{5, 300, 420}), cv::Rect(0, 0, 420, 300));
+  EXPECT_EQ(repeat_crop(emio::VolumeShape{5, 8192, 5000}), cv::Rect((5000 - kRepeatCrop) / 2, (8192 - kRepeatCrop) / 2, kRepeatCrop, kRepeatCrop));
+  EXPECT_EQ(repeat_crop(emio::VolumeShape{5, 1000, 9000}), cv::Rect((9000 - kRepeatCrop) / 2, 0, kRepeatCrop, 1000));
 }
 
 /// Passes every read on to a real source and remembers the largest region
@@ -150,6 +145,13 @@ TEST_F(BlockedBuild, ReadsOnlyBlockRegionsAndTilesInsideBlocks) {
   for (const auto& [z, shifts] : s.forward) ASSERT_EQ(shifts.size(), 6u) << z;
   const int analysis_regions = rec->regions;
   EXPECT_EQ(analysis_regions, 8 * 6);  // each block of each slice once
+  // The repeated-section statistic reads each pair's central crops
+  // (repeat_crop: bounded by kRepeatCrop^2, not by the section; here the
+  // whole 300 x 420 section, smaller than that).
+  EXPECT_EQ(rec->whole_slices, 2 * 7);
+  EXPECT_EQ(s.repeat_ncc.size(), 7u);
+  rec->whole_slices = 0;
+  rec->largest = cv::Size();
   SliceCache cache(plan.sources, 4, spec.align.search_radius);
   std::vector<int> tiles_per_block(6, 0);
   for (std::size_t i = 0; i < plan.triplets.size(); ++i) {
@@ -163,7 +165,7 @@ TEST_F(BlockedBuild, ReadsOnlyBlockRegionsAndTilesInsideBlocks) {
   }
   for (int n : tiles_per_block) EXPECT_GE(n, 6 * 2 * 2);  // 150 x 140 px hold 2 x 2 tiles of 64 at stride 48
   EXPECT_EQ(rec->whole_slices, 0);
-  // A region is a block plus the search radius on each side, never more.
+  // The tiler's region is a block plus the search radius on each side, never more.
   EXPECT_LE(rec->largest.height, 150 + 2 * spec.align.search_radius);
   EXPECT_LE(rec->largest.width, 140 + 2 * spec.align.search_radius);
   EXPECT_GT(rec->regions, analysis_regions);  // the tiler read through it too

@@ -22,18 +22,56 @@ bool is_data_error(const Error& e) {
   return e.kind() == ErrorKind::kDataLoss || e.kind() == ErrorKind::kInvalidData || e.kind() == ErrorKind::kNotFound;
 }
 
+/// The repeated-section NCC of every pair the statistic needs: this build's
+/// pairs (s.forward) and the stack sample, from the aligned central crops
+/// (repeat_crop). A section that is its own crop and one block was aligned
+/// whole already: that alignment's NCC is the same number, reused.
+void measure_repeat_ncc(Source& s, const BuildSpec& spec) {
+  const auto shape = s.volume->shape();
+  const cv::Rect crop = repeat_crop(shape);
+  const bool aligned_whole = crop.width == shape.width && crop.height == shape.height && s.blocks.size() == 1;
+  std::set<std::int64_t> pairs;
+  for (const auto& [z, shifts] : s.forward) pairs.insert(z);
+  for (std::int64_t z : repeat_sample_pairs(s, spec.filters.repeat_sample_pairs)) {
+    if (!s.bad.count(z) && !s.bad.count(z + s.spec.step)) pairs.insert(z);
+  }
+  std::vector<std::int64_t> todo;
+  for (std::int64_t z : pairs) {
+    const auto it = s.forward.find(z);
+    if (aligned_whole && it != s.forward.end()) {
+      s.repeat_ncc[z] = it->second.front().ncc;
+    } else {
+      todo.push_back(z);
+    }
+  }
+  std::vector<double> ncc(todo.size());
+  std::mutex error_mutex;
+  std::optional<Error> first_error;
+  tbb::parallel_for(std::size_t{0}, todo.size(), [&](std::size_t i) {
+    try {
+      if (interrupt_requested()) return;
+      const cv::Mat a = read_block(*s.volume, todo[i], crop), b = read_block(*s.volume, todo[i] + s.spec.step, crop);
+      ncc[i] = estimate_shift(a, b, spec.align).ncc;
+    } catch (const Error& e) {
+      std::lock_guard lock(error_mutex);
+      if (!first_error) first_error = e;
+    }
+  });
+  if (first_error) throw *first_error;
+  for (std::size_t i = 0; i < todo.size(); ++i) s.repeat_ncc[todo[i]] = ncc[i];
+}
+
 /// Marks the pairs whose NCC is an outlier towards 1 against the stack's
-/// sample (repeated_sections): a section imaged twice or copied. A pair's NCC
-/// is the median of its blocks' (pair_ncc).
+/// sample (repeated_sections): a section imaged twice or copied.
 void find_repeated_sections(Source& s, const BuildSpec& spec, const std::function<void(const std::string&)>& warn) {
   std::vector<double> sample, series;
   std::vector<std::int64_t> pair_z;
   for (std::int64_t z : repeat_sample_pairs(s, spec.filters.repeat_sample_pairs)) {
-    if (const auto it = s.forward.find(z); it != s.forward.end()) sample.push_back(pair_ncc(it->second));  // bad slices have no pair
+    if (const auto it = s.repeat_ncc.find(z); it != s.repeat_ncc.end()) sample.push_back(it->second);  // bad slices have no pair
   }
   for (const auto& [z, shifts] : s.forward) {
     pair_z.push_back(z);
-    series.push_back(pair_ncc(shifts));
+    series.push_back(s.repeat_ncc.at(z));
   }
   const RepeatedSections r = repeated_sections(series, sample, spec.filters);
   for (std::size_t i = 0; i < series.size(); ++i) {
@@ -162,7 +200,11 @@ void analyse_slices(std::vector<Source>& sources, const BuildSpec& spec, const A
     }
   }
   progress.finish();
-  for (Source& s : sources) find_repeated_sections(s, spec, warn);
+  for (Source& s : sources) {
+    measure_repeat_ncc(s, spec);
+    if (interrupt_requested()) throw Error(ErrorKind::kAborted, "interrupted before any shard was written", opt.where);
+    find_repeated_sections(s, spec, warn);
+  }
   for (Source& s : sources) {
     if (!spec.histogram_matching) continue;
     // Reference: evenly spaced readable slices, outliers (defective slices) dropped.

@@ -99,13 +99,9 @@ cv::Mat read_block(const emio::SliceSource& volume, std::int64_t z, const cv::Re
   return volume.read_region(z, region);
 }
 
-double pair_ncc(const std::vector<Shift>& blocks) {
-  CV_Assert(!blocks.empty());
-  std::vector<double> v;
-  for (const Shift& s : blocks) v.push_back(s.ncc);
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+cv::Rect repeat_crop(const emio::VolumeShape& shape) {
+  const auto h = std::min<std::int64_t>(shape.height, kRepeatCrop), w = std::min<std::int64_t>(shape.width, kRepeatCrop);
+  return cv::Rect(static_cast<int>((shape.width - w) / 2), static_cast<int>((shape.height - h) / 2), static_cast<int>(w), static_cast<int>(h));
 }
 
 void restrict_to_part(Plan& plan, const BuildSpec& spec, int part, int parts, bool skip_bad_slices) {
@@ -129,7 +125,6 @@ void restrict_to_part(Plan& plan, const BuildSpec& spec, int part, int parts, bo
       const auto ref = reference_candidates(s, spec.reference_slices);
       needed.insert(ref.begin(), ref.end());
     }
-    for (std::int64_t z : repeat_sample_pairs(s, spec.filters.repeat_sample_pairs)) needed.insert({z, z + s.spec.step});
     s.used = std::move(needed);
   }
 }

@@ -30,6 +30,7 @@ struct Source {
   std::set<std::int64_t> bad;                   ///< unreadable slices (--skip-bad-slices)
   ReferenceHistogram reference;
   std::map<std::int64_t, std::array<std::uint8_t, 256>> luts;
+  std::map<std::int64_t, double> repeat_ncc;    ///< pair (z, z + step): NCC of their aligned central crops (repeat_crop)
   std::map<std::int64_t, double> repeated;      ///< pairs (z, z + step) the repeated-section filter fires on: robust z
 };
 
@@ -67,10 +68,13 @@ struct Plan {
 /// Reads `region` of slice z (read_slice when it is the whole slice: no crop, no copy).
 [[nodiscard]] cv::Mat read_block(const emio::SliceSource& volume, std::int64_t z, const cv::Rect& region);
 
-/// The alignment NCC of a pair from its blocks' shifts: their median (the
-/// mean of the middle two for an even count), so a few blocks of resin or
-/// padding do not decide it; the one NCC when there is one block.
-[[nodiscard]] double pair_ncc(const std::vector<Shift>& blocks);
+/// Side of the central crop a pair's repeated-section NCC is measured on.
+/// The same measure for every pair, whichever part computes it, and cheap to
+/// read for slices outside a part (a region, not the section). Sections no
+/// larger than this are measured whole, as their alignment is.
+inline constexpr int kRepeatCrop = 2048;
+/// The central kRepeatCrop x kRepeatCrop region of a section (all of it when smaller).
+[[nodiscard]] cv::Rect repeat_crop(const emio::VolumeShape& shape);
 
 /// Opens the spec's sources and lists their triplets. Throws kInvalidArgument
 /// (no or duplicate sources, a skip entry outside the volume) or kInvalidData
@@ -80,7 +84,8 @@ struct Plan {
 
 /// Keeps the triplets of part `part` of `parts` (contiguous in plan order)
 /// and the slices they and the reference histograms need (every block of
-/// them: histograms and the repeated-section statistic are per slice). Everything
+/// them: histograms are per slice; the repeated-section sample is read as
+/// central crops, not as used slices). Everything
 /// a part computes is what the whole build computes for those triplets, so
 /// the parts merged (merge_parts) equal the single-process output byte for byte.
 void restrict_to_part(Plan& plan, const BuildSpec& spec, int part, int parts, bool skip_bad_slices);
