@@ -200,7 +200,7 @@ class StepLog {
  public:
   static constexpr std::size_t kTerms = 6;  ///< total, charbonnier, feature, style_balance, gradient, texture
   explicit StepLog(const torch::Device& device)
-      : device_(device), trailing_(torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(device))) {
+      : f64_(torch::TensorOptions().dtype(torch::kFloat64).device(device)), trailing_(torch::zeros({}, f64_)) {
     reset();
   }
 
@@ -238,13 +238,12 @@ class StepLog {
 
  private:
   void reset() {
-    const auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(device_);
-    sums_ = torch::zeros({static_cast<std::int64_t>(kTerms)}, f64);
-    nonfinite_ = torch::zeros({}, f64);
+    sums_ = torch::zeros({static_cast<std::int64_t>(kTerms)}, f64_);
+    nonfinite_ = torch::zeros({}, f64_);
     longest_ = trailing_.clone();
     steps_ = 0;
   }
-  torch::Device device_;
+  torch::TensorOptions f64_;  ///< float64 on the training device
   torch::Tensor sums_, nonfinite_, trailing_, longest_;
   std::int64_t steps_ = 0;
 };

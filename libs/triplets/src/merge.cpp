@@ -188,8 +188,8 @@ std::optional<BuildSummary> merge_parts_if_complete(const std::string& out_dir, 
   if (!all_parts_finished(out) || fs::exists(out / kManifestFile)) return std::nullopt;
   const auto lock = OutputLock::try_lock(out);
   if (!lock) return std::nullopt;  // another part, finishing at the same time, merges
-  // It may have merged between the look above and the lock.
-  if (!all_parts_finished(out) || fs::exists(out / kManifestFile)) return std::nullopt;
+  // It may have merged (and removed the parts) between the look above and the lock.
+  if (fs::exists(out / kManifestFile)) return std::nullopt;
   return merge_locked(out_dir, quiet);
 }
 

@@ -22,6 +22,33 @@ bool is_data_error(const Error& e) {
   return e.kind() == ErrorKind::kDataLoss || e.kind() == ErrorKind::kInvalidData || e.kind() == ErrorKind::kNotFound;
 }
 
+/// The first error of parallel work: each task runs through run() (skipped
+/// once a signal arrived), and rethrow() afterwards throws what failed first.
+class FirstError {
+ public:
+  template <typename F>
+  void run(F&& f) {
+    try {
+      if (!interrupt_requested()) f();
+    } catch (const Error& e) {
+      std::lock_guard lock(mutex_);
+      if (!first_) first_ = e;
+    }
+  }
+  void rethrow() const {
+    if (first_) throw *first_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::optional<Error> first_;
+};
+
+/// Phase 1 stops before any shard exists, so nothing of the run is kept.
+void abort_if_interrupted(const std::string& where) {
+  if (interrupt_requested()) throw Error(ErrorKind::kAborted, "interrupted before any shard was written", where);
+}
+
 /// The repeated-section NCC of every pair the statistic needs: this build's
 /// pairs (s.forward) and the stack sample, from the aligned central crops
 /// (repeat_crop). A section that is its own crop and one block was aligned
@@ -35,30 +62,27 @@ void measure_repeat_ncc(Source& s, const BuildSpec& spec) {
   for (std::int64_t z : repeat_sample_pairs(s, spec.filters.repeat_sample_pairs)) {
     if (!s.bad.count(z) && !s.bad.count(z + s.spec.step)) pairs.insert(z);
   }
-  std::vector<std::int64_t> todo;
+  std::vector<std::int64_t> to_measure;
   for (std::int64_t z : pairs) {
     const auto it = s.forward.find(z);
     if (aligned_whole && it != s.forward.end()) {
       s.repeat_ncc[z] = it->second.front().ncc;
     } else {
-      todo.push_back(z);
+      to_measure.push_back(z);
     }
   }
-  std::vector<double> ncc(todo.size());
-  std::mutex error_mutex;
-  std::optional<Error> first_error;
-  tbb::parallel_for(std::size_t{0}, todo.size(), [&](std::size_t i) {
-    try {
-      if (interrupt_requested()) return;
-      const cv::Mat a = read_block(*s.volume, todo[i], crop), b = read_block(*s.volume, todo[i] + s.spec.step, crop);
-      ncc[i] = estimate_shift(a, b, spec.align).ncc;
-    } catch (const Error& e) {
-      std::lock_guard lock(error_mutex);
-      if (!first_error) first_error = e;
-    }
+  // Each crop is read by both pairs it belongs to: crops are small, and
+  // keeping every slice's features for its second pair would grow with depth.
+  std::vector<double> ncc(to_measure.size());
+  FirstError error;
+  tbb::parallel_for(std::size_t{0}, to_measure.size(), [&](std::size_t i) {
+    error.run([&] {
+      const std::int64_t z = to_measure[i];
+      ncc[i] = estimate_shift(read_block(*s.volume, z, crop), read_block(*s.volume, z + s.spec.step, crop), spec.align).ncc;
+    });
   });
-  if (first_error) throw *first_error;
-  for (std::size_t i = 0; i < todo.size(); ++i) s.repeat_ncc[todo[i]] = ncc[i];
+  error.rethrow();
+  for (std::size_t i = 0; i < to_measure.size(); ++i) s.repeat_ncc[to_measure[i]] = ncc[i];
 }
 
 /// Marks the pairs whose NCC is an outlier towards 1 against the stack's
@@ -106,16 +130,6 @@ void analyse_slices(std::vector<Source>& sources, const BuildSpec& spec, const A
   }
   Progress progress("triplet-build: aligning", total, several ? "blocks" : "slices", opt.quiet);
   const std::size_t chunk = 4 * static_cast<std::size_t>(std::max(1, tbb::this_task_arena::max_concurrency()));
-  std::mutex error_mutex;
-  std::optional<Error> first_error;
-  auto guarded = [&](auto&& f) {
-    try {
-      if (!interrupt_requested()) f();
-    } catch (const Error& e) {
-      std::lock_guard lock(error_mutex);
-      if (!first_error) first_error = e;
-    }
-  };
   for (Source& s : sources) {
     const std::vector<std::int64_t> used(s.used.begin(), s.used.end());
     const int k = s.spec.step;
@@ -140,8 +154,9 @@ void analyse_slices(std::vector<Source>& sources, const BuildSpec& spec, const A
           const std::size_t n = std::min(chunk, list.size() - c0);
           std::vector<std::optional<AlignmentFeatures>> features(n);
           std::vector<std::optional<Histogram>> block_hist(n);
+          FirstError error;
           tbb::parallel_for(std::size_t{0}, n, [&](std::size_t i) {
-            guarded([&] {
+            error.run([&] {
               const std::int64_t z = list[c0 + i];
               try {
                 const cv::Mat region = read_block(*s.volume, z, s.blocks[b]);
@@ -153,9 +168,8 @@ void analyse_slices(std::vector<Source>& sources, const BuildSpec& spec, const A
               if (c0 + i >= before) progress.tick();
             });
           });
-          if (first_error) throw *first_error;
-          // Interrupted mid-chunk: the slices not read are not bad, just not read.
-          if (interrupt_requested()) throw Error(ErrorKind::kAborted, "interrupted before any shard was written", opt.where);
+          error.rethrow();
+          abort_if_interrupted(opt.where);  // mid-chunk: the slices not read are not bad, just not read
           std::vector<std::int64_t> pairs;  // lower slices of the pairs whose upper slice is new here
           for (std::size_t i = 0; i < n; ++i) {
             const std::int64_t z = list[c0 + i];
@@ -172,9 +186,9 @@ void analyse_slices(std::vector<Source>& sources, const BuildSpec& spec, const A
           }
           std::vector<Shift> shifts(pairs.size());
           tbb::parallel_for(std::size_t{0}, pairs.size(), [&](std::size_t i) {
-            guarded([&] { shifts[i] = estimate_shift(available.at(pairs[i]), available.at(pairs[i] + k), spec.align); });
+            error.run([&] { shifts[i] = estimate_shift(available.at(pairs[i]), available.at(pairs[i] + k), spec.align); });
           });
-          if (first_error) throw *first_error;
+          error.rethrow();
           for (std::size_t i = 0; i < pairs.size(); ++i) {
             std::vector<Shift>& per_block = s.forward[pairs[i]];
             per_block.resize(blocks);
@@ -182,7 +196,7 @@ void analyse_slices(std::vector<Source>& sources, const BuildSpec& spec, const A
           }
           const std::int64_t last = list[c0 + n - 1];
           for (auto it = available.begin(); it != available.end();) it = it->first + k <= last ? available.erase(it) : std::next(it);
-          if (interrupt_requested()) throw Error(ErrorKind::kAborted, "interrupted before any shard was written", opt.where);
+          abort_if_interrupted(opt.where);
         }
       }
       for (std::int64_t z : bad) {
@@ -202,7 +216,7 @@ void analyse_slices(std::vector<Source>& sources, const BuildSpec& spec, const A
   progress.finish();
   for (Source& s : sources) {
     measure_repeat_ncc(s, spec);
-    if (interrupt_requested()) throw Error(ErrorKind::kAborted, "interrupted before any shard was written", opt.where);
+    abort_if_interrupted(opt.where);
     find_repeated_sections(s, spec, warn);
   }
   for (Source& s : sources) {
