@@ -46,7 +46,7 @@ if [[ -d ../shared/data/isbi2012 ]]; then
   "$BIN/triplet-split" "$OUT/isbi_triplets"
   "$BIN/triplet-inspect" "$OUT/isbi_triplets" --montage "$OUT/isbi_accepted.png" --rows 6 --quiet
   "$BIN/triplet-inspect" "$OUT/isbi_triplets" --montage "$OUT/isbi_rejected.png" --rejected --rows 6 --quiet
-  "$BIN/triplet-export" "$OUT/isbi_triplets" --format vimeo --out "$OUT/isbi_vimeo"
+  "$BIN/triplet-export" "$OUT/isbi_triplets" --format vimeo --out "$OUT/isbi_vimeo" --force  # a rerun replaces its own files
   "$BIN/ssan-eval" --baselines-only --data "$OUT/isbi_triplets" --split test
   echo "ISBI shards: $OUT/isbi_triplets; montages: $OUT/isbi_accepted.png, $OUT/isbi_rejected.png; Vimeo layout: $OUT/isbi_vimeo"
 else
